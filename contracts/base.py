@@ -1,0 +1,64 @@
+"""Base models and the one way to validate a payload against a contract."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mesh.errors import ContractViolation, InvalidInput
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Contract(BaseModel):
+    """A strict payload: unknown fields are refused, values are not coerced from strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(Contract):
+    """A domain event: past tense, ids rather than whole objects."""
+
+    type: ClassVar[str]
+    source: ClassVar[str]
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: datetime = Field(default_factory=_utcnow)
+    version: int = 1
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready body published on the bus."""
+        return {"type": self.type, **self.model_dump(mode="json")}
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Per-field details of a pydantic error, safe to show a client."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def parse(model: type[M], data: Any) -> M:
+    """Validate ``data`` against ``model``; raise InvalidInput with per-field details."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("invalid input", field_errors(exc)) from None
+
+
+def parse_event(model: type[M], body: Any) -> M:
+    """Validate an event body taken off the bus; a broken one can never succeed."""
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "type"}
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise ContractViolation(f"{model.__name__} broke its contract", field_errors(exc)) from None

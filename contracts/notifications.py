@@ -1,0 +1,27 @@
+"""Notifications: RPC payloads and the e-mail actor's name."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from contracts.base import Contract
+
+SEND_EMAIL_ACTOR = "send_email"
+EMAIL_QUEUE = "email"
+
+
+class ListRequest(Contract):
+    user_id: int = Field(ge=1)
+    limit: int = Field(20, ge=1, le=50)
+
+
+class NotificationOut(Contract):
+    id: str
+    event_id: str
+    type: str
+    user_id: int
+    title: str
+    body: str
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""The runtime every process of the mesh shares."""

@@ -1,0 +1,87 @@
+"""One typed settings object, read from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105 (refused outside dev)
+SQL_SERVICES = ("users",)
+
+
+class Settings(BaseSettings):
+    """Every knob of the mesh; each field is read from the env var of the same name."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    mesh_env: Literal["development", "production"] = "development"
+    mesh_var_dir: Path = Path("var")
+    log_level: str = "INFO"
+
+    amqp_uri: str = "amqp://guest:guest@127.0.0.1:5672/"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mongo_url: str | None = None
+    mongo_embedded_port: int = 27027
+    mongo_db: str = "mesh"
+    users_database_url: str | None = None
+
+    smtp_url: str | None = None
+    mail_from: str = "mesh <no-reply@mesh.localhost>"
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_access_ttl: int = Field(900, ge=60)
+    jwt_refresh_ttl: int = Field(14 * 24 * 3600, ge=300)
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    gateway_workers: int = Field(1, ge=1)
+    gateway_threads: int = Field(8, ge=1)
+    rpc_timeout: float = Field(5.0, gt=0)
+    rpc_pool_size: int = Field(8, ge=1)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    login_rate_ip: str = "20/minute"
+    login_rate_account: str = "5/minute"
+
+    event_max_attempts: int = Field(5, ge=1)
+    event_retry_base_ms: int = Field(1000, ge=10)
+    outbox_poll_seconds: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        secret = self.jwt_secret.get_secret_value()
+        if self.mesh_env != "development" and (secret == DEV_JWT_SECRET or len(secret) < 32):
+            raise ValueError(
+                "JWT_SECRET must be set to a random value of 32+ characters "
+                "when MESH_ENV is not 'development'"
+            )
+        return self
+
+    @property
+    def mongo_uri(self) -> str:
+        """The configured MongoDB, or the embedded nx-27017 server."""
+        return self.mongo_url or f"mongodb://127.0.0.1:{self.mongo_embedded_port}/"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    @property
+    def embedded_mongo(self) -> bool:
+        return self.mongo_url is None
+
+    def sql_url(self, service: str) -> str:
+        """The SQLAlchemy URL of one service's own database (SQLite under var/ by default)."""
+        configured: str | None = getattr(self, f"{service}_database_url", None)
+        if configured:
+            return configured
+        return f"sqlite:///{(self.mesh_var_dir / f'{service}.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

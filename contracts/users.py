@@ -13,9 +13,23 @@ from contracts.base import Contract, Event
 
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
 _COMMON = {
-    "password", "password1", "password12", "password123", "1234567890", "12345678910",
-    "qwertyuiop", "qwerty1234", "iloveyou12", "letmein123", "welcome123", "administrator",
-    "changeme123", "passw0rd12", "abc1234567", "football12", "monkey1234",
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "1234567890",
+    "12345678910",
+    "qwertyuiop",
+    "qwerty1234",
+    "iloveyou12",
+    "letmein123",
+    "welcome123",
+    "administrator",
+    "changeme123",
+    "passw0rd12",
+    "abc1234567",
+    "football12",
+    "monkey1234",
 }
 
 

@@ -1,0 +1,147 @@
+# The mesh: build, run and test. GNU make.
+#   make run     start every process under supervisord and wait until the gateway is ready
+#   make test    ruff, mypy and the whole pytest suite (unit, integration, e2e)
+# Every variable below can be overridden from the environment or the command line.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mesh-installed
+
+# Where logs, pid files, the supervisord socket, databases and mail live.
+MESH_VAR_DIR ?= $(CURDIR)/var
+override MESH_VAR_DIR := $(abspath $(MESH_VAR_DIR))
+# The embedded MongoDB-wire server runs only when MONGO_URL is unset or empty.
+MONGO_EMBEDDED_PORT ?= 27027
+MESH_EMBEDDED_MONGO := $(if $(strip $(MONGO_URL)),false,true)
+GATEWAY_HOST ?= 127.0.0.1
+GATEWAY_PORT ?= 8000
+READY_TIMEOUT ?= 120
+PYTEST_ARGS ?=
+
+# supervisord.conf reads these as %(ENV_...)s; the mesh processes read them as Settings.
+export MESH_VAR_DIR MESH_EMBEDDED_MONGO MONGO_EMBEDDED_PORT GATEWAY_HOST GATEWAY_PORT
+
+SUPERVISORD := $(VENV)/bin/supervisord -c $(CURDIR)/supervisord.conf
+SUPERVISORCTL := $(VENV)/bin/supervisorctl -c $(CURDIR)/supervisord.conf
+PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users notifications workers mirror gateway
+GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
+
+.PHONY: help venv install run stop restart status shell admin logs lint format typecheck \
+        test e2e clean distclean dirs
+
+help:
+	@echo "make run        start the mesh (supervisord) and wait until it is ready"
+	@echo "make test       ruff + mypy + pytest (unit, integration, e2e)"
+	@echo "make stop       stop every process (supervisorctl shutdown)"
+	@echo "make status     supervisorctl status"
+	@echo "make logs       follow var/log/*.log"
+	@echo "make shell      nameko shell against the running mesh (n.rpc.users.get_user(1))"
+	@echo "make admin EMAIL=you@example.com PASSWORD=...   create or promote an admin"
+	@echo "make lint | typecheck | format | e2e | install | clean | distclean"
+
+# ---------------------------------------------------------------- install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs when pyproject.toml changes; otherwise a no-op.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+venv: $(PY)
+
+install: $(STAMP)
+
+# ---------------------------------------------------------------- run
+
+dirs:
+	@mkdir -p $(MESH_VAR_DIR)/log $(MESH_VAR_DIR)/run $(MESH_VAR_DIR)/mongo $(MESH_VAR_DIR)/mail
+
+run: install dirs
+	@$(PY) -m mesh.cli check-services
+	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
+		echo "supervisord is already running: applying supervisord.conf changes"; \
+		$(SUPERVISORCTL) update; \
+		$(SUPERVISORCTL) start $(PROGRAMS); \
+	else \
+		echo "starting supervisord (logs in $(MESH_VAR_DIR)/log)"; \
+		$(SUPERVISORD); \
+	fi
+	@$(PY) -m mesh.cli wait-ready --timeout $(READY_TIMEOUT) || { \
+		$(SUPERVISORCTL) status; \
+		echo "The mesh is not ready: see 'make logs' or $(MESH_VAR_DIR)/log/<program>.log"; \
+		exit 1; }
+	@echo
+	@echo "The mesh is running."
+	@echo "  gateway   $(GATEWAY_URL)"
+	@echo "  API docs  $(GATEWAY_URL)/api/docs"
+	@echo "  metrics   $(GATEWAY_URL)/metrics"
+	@echo
+	@echo "Next: make status | make logs | make shell | make admin EMAIL=... PASSWORD=... | make stop"
+
+stop:
+	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
+		$(SUPERVISORCTL) shutdown; \
+		for _ in $$(seq 1 120); do \
+			$(SUPERVISORCTL) pid >/dev/null 2>&1 || break; sleep 0.5; \
+		done; \
+	else \
+		echo "the mesh is not running"; \
+	fi
+
+restart: stop run
+
+status:
+	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
+		$(SUPERVISORCTL) status || true; \
+	else \
+		echo "the mesh is not running (make run)"; exit 1; \
+	fi
+
+shell: install
+	@$(VENV)/bin/nameko shell --config mesh/nameko.yaml
+
+admin: install
+	$(if $(EMAIL),,$(error usage: make admin EMAIL=you@example.com PASSWORD=...))
+	$(if $(PASSWORD),,$(error usage: make admin EMAIL=you@example.com PASSWORD=...))
+	@$(PY) -m mesh.cli create-admin --email "$(EMAIL)" --password "$(PASSWORD)"
+
+logs:
+	@ls $(MESH_VAR_DIR)/log/*.log >/dev/null 2>&1 || { echo "no logs in $(MESH_VAR_DIR)/log yet"; exit 1; }
+	tail -n 50 -F $(MESH_VAR_DIR)/log/*.log
+
+# ---------------------------------------------------------------- checks
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+format: install
+	$(VENV)/bin/ruff format .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collected no test: that is not a failure of the suite.
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; \
+	exit $$rc
+
+e2e: install
+	$(PY) -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------- clean
+
+clean: stop
+	rm -rf $(MESH_VAR_DIR) .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

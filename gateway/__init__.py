@@ -1,0 +1,1 @@
+"""The Flask REST gateway: turns HTTP calls into nameko RPC and owns HTTP concerns."""

@@ -1,0 +1,51 @@
+"""Shapes that exist only at the HTTP edge (the RPC payloads live in ``contracts``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from contracts.notifications import NotificationOut
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a stable code, a human message, optional details."""
+
+    error: str = Field(examples=["invalid_input"])
+    message: str
+    details: list[FieldError] | dict[str, Any] | None = None
+
+
+class RegisteredUser(BaseModel):
+    id: int
+    email: str
+    name: str
+    created_at: datetime
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    services: dict[str, str]
+    redis: str

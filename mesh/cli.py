@@ -1,0 +1,140 @@
+"""Operator commands: ``python -m mesh.cli <command>``."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from urllib.parse import urlparse
+
+from mesh.settings import Settings, get_settings
+
+HOW_TO_START = {
+    "RabbitMQ": "rabbitmq-server -detached",
+    "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
+}
+
+
+def answers(url: str, default_port: int, timeout: float = 2.0) -> bool:
+    """True if something accepts TCP connections at ``url``'s host and port."""
+    parts = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def check_services(settings: Settings) -> int:
+    """Exit status 0 if RabbitMQ and Redis answer; otherwise say how to start them."""
+    missing = [
+        name
+        for name, url, port in (
+            ("RabbitMQ", settings.amqp_uri, 5672),
+            ("Redis", settings.redis_url, 6379),
+        )
+        if not answers(url, port)
+    ]
+    for name in missing:
+        print(f"{name} does not answer. Start it with:  {HOW_TO_START[name]}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def wait_ready(settings: Settings, timeout: float) -> int:
+    """Poll the gateway's /ready until it says every service answers."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{settings.gateway_url}/ready", timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    print(f"mesh ready at {settings.gateway_url}")
+                    return 0
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode(errors="replace")
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(1)
+    print(f"mesh not ready after {timeout:.0f}s: {last}", file=sys.stderr)
+    return 1
+
+
+def create_admin(settings: Settings, email: str, password: str, name: str) -> int:
+    """Create an admin user, or promote the existing user with that e-mail."""
+    from mesh.errors import Conflict, InvalidInput
+    from mesh.outbox import OutboxHandle
+    from mesh.providers import make_redis
+    from mesh.sql import make_sessionmaker
+    from services.users import logic
+    from services.users.models import Base, outbox
+    from services.users.passwords import PasswordHasher
+
+    sessions = make_sessionmaker(settings.sql_url("users"), Base.metadata)
+    # The users service's relay publishes the stored user.registered event.
+    events = OutboxHandle(outbox, on_commit=lambda _session: None)
+    payload = {"email": email, "password": password, "name": name}
+    try:
+        user = logic.register(sessions, events, PasswordHasher(), payload, is_admin=True)
+        print(f"created admin {user['email']} (id {user['id']})")
+    except Conflict:
+        user = logic.promote_admin(sessions, make_redis(settings), email)
+        print(f"promoted {user['email']} (id {user['id']}) to admin")
+    except InvalidInput as exc:
+        for detail in exc.details or []:
+            print(f"{detail['field']}: {detail['message']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def dlq(settings: Settings, action: str, queue: str | None) -> int:
+    """List dead-letter queues, or move a queue's dead letters back onto it."""
+    from mesh import dead_letters
+
+    if action == "list":
+        for name, count in dead_letters.counts(settings.amqp_uri).items():
+            print(f"{count:8d}  {name}")
+        return 0
+    if not queue:
+        print("dlq replay needs a queue name (see `dlq list`)", file=sys.stderr)
+        return 2
+    moved = dead_letters.replay(settings.amqp_uri, queue)
+    print(f"replayed {moved} message(s) onto {queue}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mesh.cli", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check-services", help="check that RabbitMQ and Redis answer")
+    ready = commands.add_parser("wait-ready", help="wait until GET /ready answers 200")
+    ready.add_argument("--timeout", type=float, default=120)
+    admin = commands.add_parser("create-admin", help="create or promote an admin user")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--name", default="Admin")
+    dead = commands.add_parser("dlq", help="inspect or replay dead-lettered events")
+    dead.add_argument("action", choices=["list", "replay"])
+    dead.add_argument("queue", nargs="?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    commands: dict[str, Callable[[], int]] = {
+        "check-services": lambda: check_services(settings),
+        "wait-ready": lambda: wait_ready(settings, args.timeout),
+        "create-admin": lambda: create_admin(settings, args.email, args.password, args.name),
+        "dlq": lambda: dlq(settings, args.action, args.queue),
+    }
+    return commands[args.command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""A pooled, thread-safe RPC client over nameko's standalone ClusterRpcProxy.
+
+One started proxy holds one AMQP connection and one reply queue, and can only
+serve one call at a time. The pool keeps up to ``size`` of them, created
+lazily; a thread checks one out, calls, and gives it back. A proxy that timed
+out or lost its connection is stopped and dropped, never reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu.exceptions import OperationalError
+from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from mesh.context import CORRELATION_KEY, get_correlation_id
+from mesh.errors import Unavailable
+
+if TYPE_CHECKING:
+    from mesh.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Failures of the proxy's own connection: the proxy cannot be trusted again.
+# (nameko raises RuntimeError when its reply consumer is stopped or disconnected.)
+_BROKEN = (RpcTimeout, OSError, socket.timeout, AmqpConnectionError, OperationalError, RuntimeError)
+
+
+class RpcClient(ABC):
+    """Calls a method of a mesh service and returns its JSON-able result."""
+
+    @abstractmethod
+    def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``service.method(*args, **kwargs)``; raise Unavailable if it does not answer."""
+
+    def call_with_timeout(
+        self, timeout: float, service: str, method: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Like :meth:`call`, waiting at most ``timeout`` seconds for the reply."""
+        return self.call(service, method, *args, **kwargs)
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection."""
+
+
+@dataclass
+class _Member:
+    """One started ClusterRpcProxy and the time it was last given back."""
+
+    runner: ClusterRpcProxy
+    proxy: Any
+    idle_since: float = field(default_factory=time.monotonic)
+
+    @property
+    def consumer(self) -> Any:
+        return self.runner._reply_listener.queue_consumer
+
+    def healthy(self, max_idle: float) -> bool:
+        consumer = self.consumer
+        fresh = time.monotonic() - self.idle_since < max_idle
+        return fresh and not consumer.stopped and bool(consumer.connection.connected)
+
+    def stop(self) -> None:
+        try:
+            self.runner.stop()
+        except Exception:  # a broken connection may fail to close; it is dropped anyway
+            log.debug("stopping an RPC proxy failed", exc_info=True)
+
+
+class RpcPool(RpcClient):
+    """Up to ``size`` started proxies shared by the threads of one process."""
+
+    def __init__(
+        self, amqp_uri: str, *, size: int = 8, timeout: float = 5.0, max_idle: float = 120.0
+    ) -> None:
+        self._config = {"AMQP_URI": amqp_uri, "serializer": "json"}
+        self._timeout = timeout
+        self._max_idle = max_idle
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: queue.LifoQueue[_Member] = queue.LifoQueue()
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RpcPool:
+        return cls(settings.amqp_uri, size=settings.rpc_pool_size, timeout=settings.rpc_timeout)
+
+    def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.call_with_timeout(self._timeout, service, method, *args, **kwargs)
+
+    def call_with_timeout(
+        self, timeout: float, service: str, method: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        if self._closed:
+            raise Unavailable("the RPC client is closed")
+        if not self._slots.acquire(timeout=timeout):
+            raise Unavailable(f"service {service} did not answer (RPC pool exhausted)")
+        try:
+            return self._call_on_member(timeout, service, method, args, kwargs)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().stop()
+            except queue.Empty:
+                return
+
+    def _call_on_member(
+        self, timeout: float, service: str, method: str, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        member = self._checkout(service)
+        member.consumer.timeout = timeout
+        _set_correlation(member.runner)
+        try:
+            result = getattr(member.proxy[service], method)(*args, **kwargs)
+        except UnknownService:
+            self._checkin(member)
+            raise Unavailable(f"service {service} is not running") from None
+        except _BROKEN as exc:
+            member.stop()
+            log.warning("RPC %s.%s failed: %r", service, method, exc)
+            raise Unavailable(f"service {service} did not answer") from None
+        except Exception:
+            self._checkin(member)  # a remote error: the proxy itself is fine
+            raise
+        self._checkin(member)
+        return result
+
+    def _checkout(self, service: str) -> _Member:
+        while True:
+            try:
+                member = self._idle.get_nowait()
+            except queue.Empty:
+                return self._start(service)
+            if member.healthy(self._max_idle):
+                return member
+            member.stop()
+
+    def _checkin(self, member: _Member) -> None:
+        if self._closed:
+            member.stop()
+            return
+        member.idle_since = time.monotonic()
+        self._idle.put(member)
+
+    def _start(self, service: str) -> _Member:
+        runner = ClusterRpcProxy(self._config, timeout=self._timeout)
+        try:
+            proxy = runner.start()
+        except (OSError, AmqpConnectionError, OperationalError) as exc:
+            _Member(runner, None).stop()
+            log.warning("cannot reach the message broker: %r", exc)
+            raise Unavailable(f"service {service} did not answer (broker unreachable)") from None
+        return _Member(runner, proxy)
+
+
+def _set_correlation(runner: ClusterRpcProxy) -> None:
+    """Send the request's correlation id as the ``nameko.correlation_id`` header."""
+    data = runner._worker_ctx.data
+    correlation_id = get_correlation_id()
+    if correlation_id:
+        data[CORRELATION_KEY] = correlation_id
+    else:
+        data.pop(CORRELATION_KEY, None)

@@ -1,0 +1,59 @@
+"""SQLAlchemy engines and the nameko provider that hands a service its sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from mesh.settings import get_settings
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so processes can share it."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_sessionmaker(url: str, metadata: MetaData) -> sessionmaker:
+    """Create the schema if it is missing and return a session factory."""
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; each service gets its own subclass with its own metadata."""
+
+
+class Database(DependencyProvider):
+    """Injects a ``sessionmaker`` bound to the service's own database."""
+
+    def __init__(self, service: str, metadata: MetaData) -> None:
+        self.service = service
+        self.metadata = metadata
+        self.sessions: sessionmaker | None = None
+
+    def setup(self) -> None:
+        self.sessions = make_sessionmaker(get_settings().sql_url(self.service), self.metadata)
+
+    def stop(self) -> None:
+        if self.sessions is not None:
+            self.sessions.kw["bind"].dispose()
+
+    def get_dependency(self, worker_ctx: Any) -> sessionmaker:
+        assert self.sessions is not None, "Database used before setup()"
+        return self.sessions

@@ -1,0 +1,35 @@
+"""Entry module of the Dramatiq workers: ``dramatiq mesh.workers``.
+
+Importing this module is what configures the broker and registers the actors;
+it is the one module with that side effect, because the dramatiq CLI works by import.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from contracts.notifications import EMAIL_QUEUE, SEND_EMAIL_ACTOR
+from mesh.logging import configure_logging
+from mesh.settings import get_settings
+from mesh.tasks import make_broker
+from services.notifications import actors
+
+
+def setup() -> dramatiq.Broker:
+    """Configure logging and the broker, and register every actor on it."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    broker = make_broker(settings)
+    dramatiq.set_broker(broker)
+    dramatiq.actor(
+        broker=broker,
+        actor_name=SEND_EMAIL_ACTOR,
+        queue_name=EMAIL_QUEUE,
+        max_retries=10,
+        min_backoff=1000,
+        max_backoff=300_000,
+    )(actors.send_email)
+    return broker
+
+
+broker = setup()

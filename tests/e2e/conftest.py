@@ -1,0 +1,324 @@
+"""The real mesh under supervisord, isolated from a developer's running one.
+
+The session fixture ``mesh`` starts supervisord.conf like ``make run`` does, but with its own
+var dir (a temp dir: logs, socket, SQLite, embedded MongoDB data, mail), its own ports
+(gateway 8123, embedded MongoDB 27127), its own Redis db (14, flushed) and its own RabbitMQ
+vhost (``mesh_e2e``, created afresh), so nothing it does reaches a mesh started by ``make run``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+CONF = REPO / "supervisord.conf"
+
+GATEWAY_PORT = 8123
+MONGO_PORT = 27127
+REDIS_DB = 14
+VHOST = "mesh_e2e"
+READY_TIMEOUT = 120
+PASSWORD = "correct-horse-battery-9"  # noqa: S105 (a test password that meets the policy)
+
+# Variables of a developer's shell that would point the e2e mesh at shared state.
+_DROP = ("MONGO_URL", "SMTP_URL", "JWT_SECRET", "MESH_ENV")
+
+
+def _answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def eventually(
+    check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.25, what: str = ""
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)
+
+
+def decode_segment(segment: str) -> dict[str, Any]:
+    """One base64url JWT segment as JSON."""
+    padded = segment + "=" * (-len(segment) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded))
+
+
+def encode_segment(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@dataclass
+class User:
+    id: int
+    email: str
+    name: str
+    password: str = PASSWORD
+
+
+@dataclass
+class Mesh:
+    """A running mesh: its URL, environment, var dir and the handles tests need."""
+
+    base_url: str
+    env: dict[str, str]
+    var_dir: Path
+    mongo_uri: str
+    mongo_db: str
+    redis_url: str
+    notes: list[str] = field(default_factory=list)
+
+    # -- processes
+
+    def run(
+        self, *cmd: str | Path, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command from the repo root with the mesh's environment."""
+        return subprocess.run(
+            [str(c) for c in cmd],
+            cwd=REPO,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def supervisorctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return self.run(VENV_BIN / "supervisorctl", "-c", CONF, *args, timeout=timeout)
+
+    def wait_running(self, program: str, timeout: float = 60) -> None:
+        def running() -> bool:
+            return "RUNNING" in self.supervisorctl("status", program).stdout
+
+        eventually(running, timeout=timeout, interval=0.5, what=f"{program} RUNNING")
+
+    # -- HTTP
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def register(self, email: str | None = None, name: str = "E2E Tester") -> User:
+        email = email or f"u{uuid.uuid4().hex[:10]}@example.com"
+        resp = requests.post(
+            self.url("/api/auth/register"),
+            json={"email": email, "password": PASSWORD, "name": name},
+            timeout=15,
+        )
+        assert resp.status_code == 201, (resp.status_code, resp.text)
+        body = resp.json()
+        return User(id=body["id"], email=body["email"], name=body["name"])
+
+    def login(self, user: User) -> dict[str, Any]:
+        resp = requests.post(
+            self.url("/api/auth/login"),
+            json={"email": user.email, "password": user.password},
+            timeout=15,
+        )
+        assert resp.status_code == 200, (resp.status_code, resp.text)
+        tokens: dict[str, Any] = resp.json()
+        return tokens
+
+    # -- stores
+
+    def notification_count(self, user_id: int, event_type: str = "user.registered") -> int:
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            self.mongo_uri, serverSelectionTimeoutMS=5000
+        )
+        try:
+            coll = client[self.mongo_db]["notifications"]
+            return coll.count_documents({"userId": user_id, "type": event_type})
+        finally:
+            client.close()
+
+
+# ------------------------------------------------------------------ start-up
+
+
+def _e2e_amqp_uri(base_uri: str, notes: list[str]) -> str:
+    """A fresh ``mesh_e2e`` vhost on the same broker, or "/" when rabbitmqctl is unavailable."""
+    parts = urlsplit(base_uri)
+    ctl = shutil.which("rabbitmqctl")
+    user = parts.username or "guest"
+    if ctl:
+        # Deleted first, so that messages a previous run left in its queues never reach this one.
+        subprocess.run([ctl, "-q", "delete_vhost", VHOST], capture_output=True, check=False)
+        steps = ([ctl, "-q", "add_vhost", VHOST], [ctl, "-q", "set_permissions", "-p", VHOST,
+                                                    user, ".*", ".*", ".*"])
+        results = [subprocess.run(s, capture_output=True, text=True, check=False) for s in steps]
+        if all(r.returncode == 0 for r in results):
+            return urlunsplit(parts._replace(path=f"/{VHOST}"))
+        errors = "; ".join(r.stderr.strip() for r in results if r.returncode)
+        notes.append(f"rabbitmqctl failed ({errors}): the e2e mesh uses the default vhost '/'")
+    else:
+        notes.append("rabbitmqctl not found: the e2e mesh uses the default vhost '/'")
+    return urlunsplit(parts._replace(path="/"))
+
+
+def _e2e_redis_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path=f"/{REDIS_DB}"))
+
+
+def _log_tails(var_dir: Path, lines: int = 40) -> str:
+    chunks = []
+    for log in sorted((var_dir / "log").glob("*.log")):
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+        chunks.append(f"----- {log.name} (last {len(text)} lines)\n" + "\n".join(text))
+    return "\n".join(chunks) or f"(no logs in {var_dir / 'log'})"
+
+
+def _shutdown_stale(tmp_root: Path) -> None:
+    """Shut down an e2e mesh a killed earlier run left behind (it would hold our ports)."""
+    for sock in tmp_root.glob("pytest-*/mesh*/run/supervisor.sock"):
+        var_dir = sock.parent.parent
+        env = {**os.environ, "MESH_VAR_DIR": str(var_dir), "MESH_EMBEDDED_MONGO": "true",
+               "MONGO_EMBEDDED_PORT": str(MONGO_PORT)}
+        subprocess.run([VENV_BIN / "supervisorctl", "-c", CONF, "shutdown"], env=env,
+                       capture_output=True, timeout=60, check=False)
+        _wait_pid_gone(var_dir / "run" / "supervisord.pid", timeout=60)
+
+
+def _wait_pid_gone(pidfile: Path, timeout: float) -> bool:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+@pytest.fixture(scope="session")
+def mesh(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    amqp_uri: str,
+    redis_url: str,
+) -> Iterator[Mesh]:
+    """Start the whole mesh under supervisord in a temp var dir; shut it down afterwards."""
+    notes: list[str] = []
+    if _answers(GATEWAY_PORT) or _answers(MONGO_PORT):
+        _shutdown_stale(tmp_path_factory.getbasetemp().parent)
+    for port in (GATEWAY_PORT, MONGO_PORT):
+        if _answers(port):
+            pytest.fail(f"port {port} is taken: the e2e mesh needs 127.0.0.1:{port} free")
+
+    var_dir = tmp_path_factory.mktemp("mesh")
+    for sub in ("log", "run", "mongo", "mail"):
+        (var_dir / sub).mkdir()
+
+    e2e_amqp = _e2e_amqp_uri(amqp_uri, notes)
+    e2e_redis = _e2e_redis_url(redis_url)
+    import redis
+
+    client = redis.Redis.from_url(e2e_redis)
+    client.flushdb()
+    client.close()
+
+    env = {k: v for k, v in os.environ.items() if k not in _DROP and not k.endswith("_DATABASE_URL")}
+    env.update(
+        MESH_ENV="development",
+        MESH_VAR_DIR=str(var_dir),
+        MESH_EMBEDDED_MONGO="true",
+        MONGO_EMBEDDED_PORT=str(MONGO_PORT),
+        GATEWAY_HOST="127.0.0.1",
+        GATEWAY_PORT=str(GATEWAY_PORT),
+        AMQP_URI=e2e_amqp,
+        REDIS_URL=e2e_redis,
+        LOGIN_RATE_IP="1000/minute",
+        LOGIN_RATE_ACCOUNT="1000/minute",
+        PYTHONUNBUFFERED="1",
+    )
+    m = Mesh(
+        base_url=f"http://127.0.0.1:{GATEWAY_PORT}",
+        env=env,
+        var_dir=var_dir,
+        mongo_uri=f"mongodb://127.0.0.1:{MONGO_PORT}/",
+        mongo_db=env.get("MONGO_DB", "mesh"),
+        redis_url=e2e_redis,
+        notes=notes,
+    )
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    for note in notes:
+        if reporter is not None:
+            reporter.write_line(f"e2e: {note}")
+
+    started = m.run(VENV_BIN / "supervisord", "-c", CONF, timeout=60)
+    if started.returncode != 0:
+        pytest.fail(
+            f"supervisord did not start (exit {started.returncode}):\n"
+            f"{started.stdout}{started.stderr}\n{_log_tails(var_dir)}",
+            pytrace=False,
+        )
+    try:
+        ready = m.run(
+            VENV_BIN / "python", "-m", "mesh.cli", "wait-ready", "--timeout", str(READY_TIMEOUT),
+            timeout=READY_TIMEOUT + 30,
+        )
+        if ready.returncode != 0:
+            status = m.supervisorctl("status").stdout
+            pytest.fail(
+                f"the e2e mesh did not become ready (var dir {var_dir}):\n"
+                f"{ready.stdout}{ready.stderr}\n{status}\n{_log_tails(var_dir)}",
+                pytrace=False,
+            )
+        yield m
+    finally:
+        _stop(m)
+
+
+def _stop(m: Mesh) -> None:
+    pidfile = m.var_dir / "run" / "supervisord.pid"
+    m.supervisorctl("shutdown", timeout=90)
+    if not _wait_pid_gone(pidfile, timeout=60):
+        # supervisord did not exit: it is ours, stop it by its pid.
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        _wait_pid_gone(pidfile, timeout=30)
+
+
+@pytest.fixture
+def user(mesh: Mesh) -> User:
+    """A freshly registered user."""
+    return mesh.register()
+
+
+@pytest.fixture
+def access_token(mesh: Mesh, user: User) -> str:
+    token: str = mesh.login(user)["access_token"]
+    return token

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from mesh.errors import ContractViolation, InvalidInput
 
@@ -23,6 +23,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _as_utc(value: datetime) -> datetime:
+    # SQLite and the embedded MongoDB server hand back naive datetimes that were stored as UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
 class Event(Contract):
     """A domain event: past tense, ids rather than whole objects."""
 
@@ -30,7 +38,7 @@ class Event(Contract):
     source: ClassVar[str]
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    occurred_at: datetime = Field(default_factory=_utcnow)
+    occurred_at: UtcDatetime = Field(default_factory=_utcnow)
     version: int = 1
 
     def to_wire(self) -> dict[str, Any]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
-from contracts.base import Contract
+from contracts.base import Contract, UtcDatetime
 
 SEND_EMAIL_ACTOR = "send_email"
 EMAIL_QUEUE = "email"
@@ -24,4 +22,4 @@ class NotificationOut(Contract):
     user_id: int
     title: str
     body: str
-    created_at: datetime
+    created_at: UtcDatetime

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
 from typing import ClassVar
 
 from pydantic import EmailStr, Field, field_validator
 
-from contracts.base import Contract, Event
+from contracts.base import Contract, Event, UtcDatetime
 
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
 _COMMON = {
@@ -80,7 +79,7 @@ class UserOut(Contract):
     email: str
     name: str
     is_admin: bool = False
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class PublicUser(Contract):

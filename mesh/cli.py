@@ -67,9 +67,9 @@ def wait_ready(settings: Settings, timeout: float) -> int:
 
 def create_admin(settings: Settings, email: str, password: str, name: str) -> int:
     """Create an admin user, or promote the existing user with that e-mail."""
+    from mesh.clients import make_redis
     from mesh.errors import Conflict, InvalidInput
     from mesh.outbox import OutboxHandle
-    from mesh.providers import make_redis
     from mesh.sql import make_sessionmaker
     from services.users import logic
     from services.users.models import Base, outbox
@@ -103,7 +103,11 @@ def dlq(settings: Settings, action: str, queue: str | None) -> int:
     if not queue:
         print("dlq replay needs a queue name (see `dlq list`)", file=sys.stderr)
         return 2
-    moved = dead_letters.replay(settings.amqp_uri, queue)
+    try:
+        moved = dead_letters.replay(settings.amqp_uri, queue)
+    except dead_letters.UnknownQueue:
+        print(f"no dead-letter queue for {queue!r}; see `dlq list`", file=sys.stderr)
+        return 2
     print(f"replayed {moved} message(s) onto {queue}")
     return 0
 

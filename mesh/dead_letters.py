@@ -7,6 +7,10 @@ from kombu import Connection, Queue
 from mesh import topology
 
 
+class UnknownQueue(LookupError):
+    """The queue has no dead-letter queue."""
+
+
 def dead_letter_names() -> list[str]:
     names = [topology.dead_letter_queue(q).name for q in topology.all_handler_queue_names()]
     return [*names, topology.MIRROR_DLQ]
@@ -28,10 +32,12 @@ def counts(amqp_uri: str) -> dict[str, int]:
 def replay(amqp_uri: str, queue_name: str) -> int:
     """Move every message of ``queue_name``'s dead-letter queue back onto it, attempts reset."""
     source = f"{queue_name}.dlq"
-    if source not in dead_letter_names():
-        raise SystemExit(f"unknown queue {queue_name!r}; see `python -m mesh.cli dlq list`")
     moved = 0
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        try:
+            Queue(source, durable=True)(connection.channel()).queue_declare(passive=True)
+        except connection.channel_errors:
+            raise UnknownQueue(queue_name) from None
         channel = connection.channel()
         producer = connection.Producer(channel)
         while (message := Queue(source, durable=True)(channel).get(no_ack=False)) is not None:

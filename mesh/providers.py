@@ -7,11 +7,11 @@ from typing import Any
 
 import redis
 from nameko.extensions import DependencyProvider
-from pymongo import MongoClient
 from pymongo.database import Database
 
+from mesh.clients import make_mongo, make_redis
 from mesh.context import CORRELATION_KEY, new_correlation_id, set_correlation_id
-from mesh.settings import Settings, get_settings
+from mesh.settings import get_settings
 
 
 class CorrelationContext(DependencyProvider):
@@ -24,14 +24,6 @@ class CorrelationContext(DependencyProvider):
 
     def worker_teardown(self, worker_ctx: Any) -> None:
         set_correlation_id(None)
-
-
-def make_redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
-
-
-def make_mongo(settings: Settings) -> MongoClient:
-    return MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
 
 
 class Redis(DependencyProvider):

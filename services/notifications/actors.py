@@ -6,7 +6,6 @@ import logging
 import os
 import smtplib
 import tempfile
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import cache
 from pathlib import Path
@@ -14,7 +13,7 @@ from urllib.parse import unquote, urlparse
 
 from pymongo.database import Database
 
-from mesh.providers import make_mongo
+from mesh.clients import make_mongo
 from mesh.settings import Settings, get_settings
 from services.notifications.logic import COLLECTION
 
@@ -37,14 +36,14 @@ def deliver_email(db: Database, settings: Settings, event_id: str) -> bool:
     doc = db[COLLECTION].find_one({"event_id": event_id})
     if doc is None:
         raise LookupError(f"no notification for event {event_id}")
-    if doc.get("emailSentAt") or not doc.get("email"):
+    if doc.get("emailSent") or not doc.get("email"):
         return False
     message = build_message(settings.mail_from, doc["email"], event_id)
     if settings.smtp_url:
         send_smtp(settings.smtp_url, message)
     else:
         write_eml(settings.mesh_var_dir / "mail", event_id, message)
-    db[COLLECTION].update_one({"_id": doc["_id"]}, {"$set": {"emailSentAt": datetime.now(UTC)}})
+    db[COLLECTION].update_one({"_id": doc["_id"]}, {"$set": {"emailSent": True}})
     log.info("e-mail sent", extra={"event_id": event_id, "to": doc["email"]["to"]})
     return True
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from contracts.base import Event, parse
 from contracts.notifications import EMAIL_QUEUE, SEND_EMAIL_ACTOR, ListRequest, NotificationOut
@@ -41,22 +43,22 @@ def welcome(event: UserRegistered, user: dict[str, Any]) -> dict[str, Any]:
 def record(db: Database, tasks: Tasks, event: Event, doc: dict[str, Any]) -> dict[str, Any]:
     """Store the notification once per event and queue its e-mail once.
 
-    Safe to run again for the same event: the upsert matches the existing
-    document, and the e-mail is queued only while ``emailQueuedAt`` is unset
-    (the actor itself skips a message already sent).
+    Safe to run again for the same event: the unique index on ``event_id`` keeps
+    one document, and the e-mail is queued only while ``emailQueued`` is unset
+    (the actor itself skips a message already sent). Only plain inserts, finds
+    and ``$set`` are used, which every MongoDB-wire server we support implements.
     """
-    stored = db[COLLECTION].find_one_and_update(
-        {"event_id": str(event.event_id)},
-        {"$setOnInsert": {**doc, "event_id": str(event.event_id), "createdAt": datetime.now(UTC)}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert stored is not None, "an upsert returning the document after never returns None"
-    if doc.get("email") and not stored.get("emailQueuedAt"):
-        tasks.send(EMAIL_QUEUE, SEND_EMAIL_ACTOR, str(event.event_id))
-        db[COLLECTION].update_one(
-            {"_id": stored["_id"]}, {"$set": {"emailQueuedAt": datetime.now(UTC)}}
+    event_id = str(event.event_id)
+    with contextlib.suppress(DuplicateKeyError):
+        db[COLLECTION].insert_one(
+            {**doc, "event_id": event_id, "createdAt": datetime.now(UTC), "emailQueued": False}
         )
+    stored = db[COLLECTION].find_one({"event_id": event_id})
+    if stored is None:
+        raise LookupError(f"notification {event_id} vanished after insert")
+    if stored.get("email") and not stored.get("emailQueued"):
+        tasks.send(EMAIL_QUEUE, SEND_EMAIL_ACTOR, event_id)
+        db[COLLECTION].update_one({"_id": stored["_id"]}, {"$set": {"emailQueued": True}})
     return dict(stored)
 
 

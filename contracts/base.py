@@ -14,7 +14,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Contract(BaseModel):
-    """A strict payload: unknown fields are refused, values are not coerced from strings."""
+    """A payload that refuses unknown fields; use Strict* types where coercion would hide a bug."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from contracts.base import Contract, UtcDatetime
 
@@ -11,8 +11,8 @@ EMAIL_QUEUE = "email"
 
 
 class ListRequest(Contract):
-    user_id: int = Field(ge=1)
-    limit: int = Field(20, ge=1, le=50)
+    user_id: StrictInt = Field(ge=1)
+    limit: StrictInt = Field(20, ge=1, le=50)
 
 
 class NotificationOut(Contract):

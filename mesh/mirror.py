@@ -95,7 +95,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=100)
         queue = await declare(channel)
-        tag = await queue.consume(lambda message: mirror_one(message, publish_once))
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await mirror_one(message, publish_once)
+
+        tag = await queue.consume(on_message)
         log.info("mirror started", extra={"queue": topology.MIRROR_QUEUE})
         await stop.wait()
         await queue.cancel(tag)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.base import Event, parse
 from contracts.users import Credentials, RegisterRequest, UserOut, UserRegistered
-from mesh.errors import AuthenticationFailed, Conflict, NotFound
+from mesh.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from services.users.models import User
 from services.users.passwords import PasswordHasher
 
@@ -70,7 +70,7 @@ def authenticate(sessions: sessionmaker, hasher: PasswordHasher, payload: Any) -
     """The user for these credentials; one generic failure whatever was wrong."""
     try:
         credentials = parse(Credentials, payload)
-    except Exception:
+    except InvalidInput:
         raise AuthenticationFailed(BAD_CREDENTIALS) from None
     with sessions() as session:
         user = session.scalar(select(User).where(User.email == credentials.email.lower()))

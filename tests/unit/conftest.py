@@ -1,0 +1,272 @@
+"""Gateway fixtures: a fake RPC client, a fake Redis, an app wired to them (no I/O)."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.app import create_app
+from mesh.context import get_correlation_id
+from mesh.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from mesh.rpc_pool import RpcClient
+
+PASSWORD = "correct horse battery"
+
+# ----------------------------------------------------------------- fake RPC
+
+
+class FakeRpc(RpcClient):
+    """Answers from a dict of handlers keyed by (service, method); records every call."""
+
+    def __init__(self, handlers: dict[tuple[str, str], Callable[..., Any]]) -> None:
+        self.handlers = handlers
+        self.calls: list[tuple[str, str, tuple[Any, ...], str | None]] = []
+        self.closed = False
+
+    def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((service, method, args, get_correlation_id()))
+        return self.handlers[(service, method)](*args, **kwargs)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeUsers:
+    """Just enough of the users and notifications services."""
+
+    def __init__(self) -> None:
+        self.users: dict[int, dict[str, Any]] = {}
+        self.passwords: dict[int, str] = {}
+        self.notifications: dict[int, list[dict[str, Any]]] = {}
+
+    def register(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if any(u["email"] == payload["email"] for u in self.users.values()):
+            raise Conflict("this e-mail is already registered")
+        if payload["name"] == "invalid-on-server":
+            raise InvalidInput("invalid input", [{"field": "name", "message": "refused"}])
+        user_id = len(self.users) + 1
+        self.users[user_id] = {
+            "id": user_id,
+            "email": payload["email"],
+            "name": payload["name"],
+            "is_admin": False,
+            "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat(),
+        }
+        self.passwords[user_id] = payload["password"]
+        return dict(self.users[user_id])
+
+    def authenticate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        for user_id, user in self.users.items():
+            email_matches = user["email"] == payload["email"].lower()
+            if email_matches and self.passwords[user_id] == payload["password"]:
+                return dict(user)
+        raise AuthenticationFailed("invalid e-mail or password")
+
+    def get_user(self, user_id: int) -> dict[str, Any]:
+        if user_id not in self.users:
+            raise NotFound(f"user {user_id} not found")
+        return dict(self.users[user_id])
+
+    def list_for_user(self, user_id: int, limit: int) -> list[dict[str, Any]]:
+        return self.notifications.get(user_id, [])[:limit]
+
+    def handlers(self) -> dict[tuple[str, str], Callable[..., Any]]:
+        return {
+            ("users", "ping"): lambda: "users",
+            ("notifications", "ping"): lambda: "notifications",
+            ("users", "register"): self.register,
+            ("users", "authenticate"): self.authenticate,
+            ("users", "get_user"): self.get_user,
+            ("notifications", "list_for_user"): self.list_for_user,
+        }
+
+
+# ----------------------------------------------------------------- fake Redis
+
+
+class FakePubSub:
+    """The subset of redis-py's PubSub the SSE relay uses."""
+
+    def __init__(self, redis: FakeRedis, ignore_subscribe_messages: bool = False) -> None:
+        self.redis = redis
+        self.channels: set[str] = set()
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.closed = False
+
+    def subscribe(self, *channels: str) -> None:
+        self.channels.update(channels)
+        self.redis.subscribers.append(self)
+
+    def get_message(
+        self, ignore_subscribe_messages: bool = False, timeout: float = 0.0
+    ) -> dict[str, Any] | None:
+        try:
+            return self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.closed = True
+        if self in self.redis.subscribers:
+            self.redis.subscribers.remove(self)
+
+
+class FakeRedis:
+    """The subset of redis-py's Redis (decode_responses=True) the gateway uses."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[str, float | None]] = {}
+        self.subscribers: list[FakePubSub] = []
+        self.down = False
+
+    def _live(self, key: str) -> bool:
+        if key not in self.data:
+            return False
+        _, expires = self.data[key]
+        if expires is not None and expires <= time.monotonic():
+            del self.data[key]
+            return False
+        return True
+
+    def set(
+        self,
+        name: str,
+        value: Any,
+        ex: int | None = None,
+        px: int | None = None,
+        nx: bool = False,
+    ) -> bool | None:
+        if nx and self._live(name):
+            return None
+        ttl = ex if ex is not None else (px / 1000 if px is not None else None)
+        self.data[name] = (str(value), time.monotonic() + ttl if ttl is not None else None)
+        return True
+
+    def get(self, name: str) -> str | None:
+        return self.data[name][0] if self._live(name) else None
+
+    def ttl(self, name: str) -> int:
+        if not self._live(name):
+            return -2
+        expires = self.data[name][1]
+        return -1 if expires is None else int(expires - time.monotonic())
+
+    def exists(self, *names: str) -> int:
+        return sum(1 for name in names if self._live(name))
+
+    def delete(self, *names: str) -> int:
+        return sum(1 for name in names if self.data.pop(name, None) is not None)
+
+    def ping(self) -> bool:
+        if self.down:
+            from redis.exceptions import ConnectionError
+
+            raise ConnectionError("fake redis is down")
+        return True
+
+    def pubsub(self, ignore_subscribe_messages: bool = False) -> FakePubSub:
+        return FakePubSub(self, ignore_subscribe_messages)
+
+    def publish(self, channel: str, data: str) -> int:
+        receivers = [s for s in self.subscribers if channel in s.channels]
+        for sub in receivers:
+            sub.inbox.put({"type": "message", "pattern": None, "channel": channel, "data": data})
+        return len(receivers)
+
+
+# ----------------------------------------------------------------- the app
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_STORAGE_OPTIONS": {},
+    "LOGIN_RATE_IP": "1000/minute",
+    "LOGIN_RATE_ACCOUNT": "1000/minute",
+    "REGISTER_RATE_IP": "1000/minute",
+    "SSE_POLL_SECONDS": 0.01,
+}
+
+
+@pytest.fixture
+def fake_users() -> FakeUsers:
+    return FakeUsers()
+
+
+@pytest.fixture
+def fake_rpc(fake_users: FakeUsers) -> FakeRpc:
+    return FakeRpc(fake_users.handlers())
+
+
+@pytest.fixture
+def fake_redis() -> FakeRedis:
+    return FakeRedis()
+
+
+@pytest.fixture
+def make_app(fake_rpc: FakeRpc, fake_redis: FakeRedis) -> Callable[..., Flask]:
+    """Build an app on the fakes; keyword arguments override the test config."""
+
+    def build(**overrides: Any) -> Flask:
+        return create_app({**TEST_CONFIG, **overrides}, rpc=fake_rpc, redis=fake_redis)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    with app.test_client() as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def register(client: FlaskClient) -> Callable[..., dict[str, Any]]:
+    """Register an account through the gateway; returns the response body."""
+
+    def do(email: str = "ada@example.com", name: str = "Ada") -> dict[str, Any]:
+        body = {"email": email, "password": PASSWORD, "name": name}
+        response = client.post("/api/auth/register", json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return do
+
+
+@pytest.fixture
+def login(
+    client: FlaskClient, register: Callable[..., dict[str, Any]], fake_users: FakeUsers
+) -> Callable[..., dict[str, Any]]:
+    """Register (once) and log in; ``admin=True`` promotes the account first."""
+
+    def do(email: str = "ada@example.com", admin: bool = False) -> dict[str, Any]:
+        if not any(u["email"] == email for u in fake_users.users.values()):
+            register(email=email)
+        if admin:
+            for user in fake_users.users.values():
+                if user["email"] == email:
+                    user["is_admin"] = True
+        response = client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    return do
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def auth_header() -> Callable[[str], dict[str, str]]:
+    return bearer

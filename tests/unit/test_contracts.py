@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from contracts.base import parse, parse_event
+from contracts.users import RegisterRequest, UserOut, UserRegistered
+from mesh.errors import ContractViolation, InvalidInput, PermanentFailure
+
+GOOD = {"email": "Ann@Example.com", "password": "correct-horse-9", "name": "  Ann   Lee "}
+
+
+def test_register_request_normalises_email_and_name() -> None:
+    request = parse(RegisterRequest, GOOD)
+    assert request.email == "ann@example.com"
+    assert request.name == "Ann Lee"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email", "not-an-email"),
+        ("email", 42),
+        ("password", "short"),
+        ("password", "password123"),
+        ("password", "aaaaaaaaaaaa"),
+        ("password", "x" * 129),
+        ("name", ""),
+        ("name", "a" * 101),
+        ("name", "bad\x00name"),
+        ("name", ["list"]),
+    ],
+)
+def test_register_request_refuses_bad_fields(field: str, value: object) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse(RegisterRequest, {**GOOD, field: value})
+    assert [d["field"] for d in caught.value.details] == [field]
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse(RegisterRequest, {**GOOD, "is_admin": True})
+    assert caught.value.details[0]["field"] == "is_admin"
+
+
+def test_event_carries_id_time_and_version() -> None:
+    wire = UserRegistered(user_id=7).to_wire()
+    assert wire["type"] == "user.registered"
+    assert uuid.UUID(wire["event_id"])
+    assert wire["occurred_at"].endswith("Z")
+    assert wire["version"] == 1
+
+
+def test_event_round_trips_from_the_wire() -> None:
+    event = UserRegistered(user_id=7)
+    assert parse_event(UserRegistered, event.to_wire()) == event
+
+
+def test_broken_event_is_a_permanent_contract_violation() -> None:
+    with pytest.raises(ContractViolation) as caught:
+        parse_event(UserRegistered, {"user_id": "seven"})
+    assert isinstance(caught.value, PermanentFailure)
+    assert caught.value.status == 422
+
+
+def test_naive_datetimes_are_read_as_utc() -> None:
+    out = UserOut(id=1, email="a@example.com", name="A", created_at="2026-01-02T03:04:05")
+    assert out.model_dump(mode="json")["created_at"] == "2026-01-02T03:04:05Z"

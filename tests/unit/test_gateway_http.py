@@ -1,0 +1,173 @@
+"""HTTP concerns: the one error format, body limits, correlation ids, rate limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from nameko.exceptions import RemoteError
+
+from mesh.errors import Unavailable
+
+PASSWORD = "correct horse battery"
+REGISTER = "/api/auth/register"
+
+
+def _assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["error"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+# ----------------------------------------------------------------- bodies
+
+
+@pytest.mark.parametrize("raw", ['{"email": ', "[1, 2]", '"text"', "null", ""])
+def test_malformed_or_non_object_json_is_400(client, raw):
+    response = client.post(REGISTER, data=raw, content_type="application/json")
+    _assert_error(response, 400, "bad_request")
+
+
+def test_non_json_content_type_is_415(client):
+    response = client.post(REGISTER, data="email=a@b.c", content_type="text/plain")
+    _assert_error(response, 415, "unsupported_media_type")
+
+
+def test_body_over_the_limit_is_413(make_app):
+    app = make_app(MAX_CONTENT_LENGTH=2048)
+    body = json.dumps({"email": "a@example.com", "password": "x" * 4096, "name": "A"})
+    response = app.test_client().post(REGISTER, data=body, content_type="application/json")
+    _assert_error(response, 413, "payload_too_large")
+
+
+def test_unknown_route_is_404_json(client):
+    _assert_error(client.get("/api/nothing-here"), 404, "not_found")
+
+
+def test_wrong_method_is_405_json_with_allow(client):
+    response = client.get("/api/auth/login")
+    _assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+# ----------------------------------------------------------------- service failures
+
+
+def test_unavailable_service_is_503(client, fake_rpc):
+    def down(_payload):
+        raise Unavailable("service users did not answer")
+
+    fake_rpc.handlers[("users", "register")] = down
+    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+    response = client.post(REGISTER, json=body)
+    assert _assert_error(response, 503, "unavailable")["message"] == "service users did not answer"
+
+
+def test_unexpected_remote_error_is_500_without_a_traceback(client, fake_rpc):
+    def broken(_payload):
+        raise RemoteError("ZeroDivisionError", "division by zero in users/logic.py line 3")
+
+    fake_rpc.handlers[("users", "register")] = broken
+    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+    response = client.post(REGISTER, json=body)
+    data = _assert_error(response, 500, "internal_error")
+    assert "Zero" not in response.get_data(as_text=True)
+    assert data == {"error": "internal_error", "message": "internal error"}
+
+
+def test_local_bug_is_500_without_a_traceback(client, fake_rpc):
+    def buggy(_payload):
+        raise KeyError("secret internals")
+
+    fake_rpc.handlers[("users", "register")] = buggy
+    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+    response = client.post(REGISTER, json=body)
+    _assert_error(response, 500, "internal_error")
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def test_answer_breaking_its_contract_is_500(client, fake_rpc):
+    fake_rpc.handlers[("users", "register")] = lambda _payload: {"id": "not a number"}
+    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+    _assert_error(client.post(REGISTER, json=body), 500, "internal_error")
+
+
+def test_redis_down_while_checking_a_token_is_503(client, login, fake_redis, monkeypatch):
+    from redis.exceptions import ConnectionError
+
+    token = login()["access_token"]
+
+    def down(*_names):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(fake_redis, "exists", down)
+    response = client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    _assert_error(response, 503, "unavailable")
+
+
+# ----------------------------------------------------------------- correlation id
+
+
+def test_a_sane_request_id_is_echoed_and_sent_over_rpc(client, fake_rpc):
+    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+    response = client.post(REGISTER, json=body, headers={"X-Request-ID": "abc-123_XYZ"})
+    assert response.headers["X-Request-ID"] == "abc-123_XYZ"
+    assert fake_rpc.calls[-1][3] == "abc-123_XYZ"
+
+
+@pytest.mark.parametrize("bad", ["has space", "x" * 65, "semi;colon", ""])
+def test_an_insane_request_id_is_replaced(client, bad):
+    response = client.get("/health", headers={"X-Request-ID": bad})
+    echoed = response.headers["X-Request-ID"]
+    assert echoed != bad and len(echoed) == 32
+
+
+def test_errors_carry_a_request_id_too(client):
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.headers["X-Request-ID"]
+
+
+# ----------------------------------------------------------------- rate limits
+
+
+def _login(client, email: str, ip: str = "10.0.0.1"):
+    return client.post(
+        "/api/auth/login",
+        json={"email": email, "password": "wrong password"},
+        environ_base={"REMOTE_ADDR": ip},
+    )
+
+
+def test_login_is_limited_per_account_with_retry_after(make_app):
+    client = make_app(LOGIN_RATE_ACCOUNT="2/minute").test_client()
+    assert _login(client, "ada@example.com", ip="10.0.0.1").status_code == 401
+    assert _login(client, "ADA@example.com", ip="10.0.0.2").status_code == 401
+    response = _login(client, "ada@example.com ", ip="10.0.0.3")
+    _assert_error(response, 429, "rate_limited")
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert _login(client, "bob@example.com", ip="10.0.0.4").status_code == 401
+
+
+def test_login_is_limited_per_ip(make_app):
+    client = make_app(LOGIN_RATE_IP="3/minute").test_client()
+    for n in range(3):
+        assert _login(client, f"user{n}@example.com").status_code == 401
+    response = _login(client, "user9@example.com")
+    _assert_error(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert _login(client, "user9@example.com", ip="10.9.9.9").status_code == 401
+
+
+def test_register_is_limited_per_ip(make_app):
+    client = make_app(REGISTER_RATE_IP="2/minute").test_client()
+    for n in range(2):
+        body = {"email": f"u{n}@example.com", "password": PASSWORD, "name": "U"}
+        assert client.post(REGISTER, json=body).status_code == 201
+    body = {"email": "u9@example.com", "password": PASSWORD, "name": "U"}
+    response = client.post(REGISTER, json=body)
+    _assert_error(response, 429, "rate_limited")
+    assert "Retry-After" in response.headers

@@ -1,0 +1,116 @@
+"""/health, /ready, /metrics, the OpenAPI document and the docs page."""
+
+from __future__ import annotations
+
+import re
+
+from mesh.errors import Unavailable
+
+
+def test_health_needs_nothing(client, fake_rpc, fake_redis):
+    fake_redis.down = True
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+    assert fake_rpc.calls == []
+
+
+def test_ready_when_every_dependency_answers(client):
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ready",
+        "services": {"users": "ok", "notifications": "ok"},
+        "redis": "ok",
+    }
+
+
+def test_not_ready_when_a_service_does_not_answer(client, fake_rpc):
+    def down():
+        raise Unavailable("service notifications did not answer")
+
+    fake_rpc.handlers[("notifications", "ping")] = down
+    response = client.get("/ready")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert body["services"] == {"users": "ok", "notifications": "unavailable"}
+    assert body["redis"] == "ok"
+
+
+def test_not_ready_when_redis_does_not_answer(client, fake_redis):
+    fake_redis.down = True
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.get_json()["redis"] == "unavailable"
+
+
+def test_metrics_count_requests_by_route_and_status(client):
+    client.get("/health")
+    client.get("/no/such/page")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'gateway_requests_total{endpoint="/health",method="GET",status="200"} 1.0' in text
+    assert 'endpoint="<unmatched>",method="GET",status="404"' in text
+    assert "gateway_request_duration_seconds_bucket" in text
+
+
+def test_each_app_has_its_own_metrics(make_app):
+    first, second = make_app().test_client(), make_app().test_client()
+    first.get("/health")
+    text = second.get("/metrics").get_data(as_text=True)
+    assert 'endpoint="/health"' not in text
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def test_openapi_lists_every_route_of_the_app(client, app):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    served = {
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert served == documented
+
+
+def test_openapi_refs_resolve_and_errors_use_the_error_schema(client):
+    spec = client.get("/api/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    for ref in _refs(spec):
+        kind, name = ref.split("/")[-2:]
+        assert name in spec["components"][kind], ref
+    register = spec["paths"]["/api/auth/register"]["post"]
+    assert set(register["requestBody"]["content"]["application/json"]["schema"].values()) == {
+        "#/components/schemas/RegisterRequest"
+    }
+    assert {"201", "400", "409", "413", "415", "422", "429", "500", "503"} <= set(
+        register["responses"]
+    )
+    error_ref = register["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+    assert error_ref.endswith("/ErrorBody")
+    assert {"error", "message"} <= set(schemas["ErrorBody"]["required"])
+    assert spec["paths"]["/api/users/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert "403" in spec["paths"]["/api/events/stream"]["get"]["responses"]
+
+
+def test_docs_page_links_the_raw_spec(client):
+    response = client.get("/api/docs")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert 'href="/api/openapi.json"' in response.get_data(as_text=True)

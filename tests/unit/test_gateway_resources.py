@@ -1,0 +1,141 @@
+"""/api/users/me, /api/notifications and the /api/events/stream SSE relay."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _notification(n: int, user_id: int = 1) -> dict:
+    return {
+        "id": f"n{n}",
+        "event_id": f"e{n}",
+        "type": "user.registered",
+        "user_id": user_id,
+        "title": f"title {n}",
+        "body": "body",
+        "created_at": f"2026-01-{n + 1:02d}T00:00:00+00:00",
+    }
+
+
+# ----------------------------------------------------------------- users
+
+
+def test_me_returns_the_callers_account(client, login, fake_rpc):
+    token = login()["access_token"]
+    response = client.get("/api/users/me", headers=_bearer(token))
+    assert response.status_code == 200
+    data = response.get_json()
+    assert data["id"] == 1 and data["email"] == "ada@example.com" and data["is_admin"] is False
+    assert fake_rpc.calls[-1][:3] == ("users", "get_user", (1,))
+
+
+def test_me_of_a_deleted_account_is_404(client, login, fake_users):
+    token = login()["access_token"]
+    fake_users.users.clear()
+    response = client.get("/api/users/me", headers=_bearer(token))
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
+
+
+# ----------------------------------------------------------------- notifications
+
+
+def test_notifications_default_limit_is_20(client, login, fake_users, fake_rpc):
+    token = login()["access_token"]
+    fake_users.notifications[1] = [_notification(n) for n in range(25)]
+    response = client.get("/api/notifications", headers=_bearer(token))
+    assert response.status_code == 200
+    items = response.get_json()["items"]
+    assert len(items) == 20 and items[0]["id"] == "n0"
+    assert fake_rpc.calls[-1][:3] == ("notifications", "list_for_user", (1, 20))
+
+
+@pytest.mark.parametrize("limit", [1, 50])
+def test_notifications_limit_bounds_are_accepted(client, login, fake_rpc, limit):
+    token = login()["access_token"]
+    response = client.get(f"/api/notifications?limit={limit}", headers=_bearer(token))
+    assert response.status_code == 200
+    assert response.get_json() == {"items": []}
+    assert fake_rpc.calls[-1][2] == (1, limit)
+
+
+@pytest.mark.parametrize("limit", ["0", "51", "-3", "ten", "1.5"])
+def test_notifications_limit_out_of_range_is_422(client, login, limit):
+    token = login()["access_token"]
+    response = client.get(f"/api/notifications?limit={limit}", headers=_bearer(token))
+    assert response.status_code == 422
+    assert response.get_json()["details"][0]["field"] == "limit"
+
+
+def test_notifications_need_a_token(client):
+    assert client.get("/api/notifications").status_code == 401
+
+
+# ----------------------------------------------------------------- events stream
+
+
+def test_events_stream_needs_a_token(client):
+    assert client.get("/api/events/stream").status_code == 401
+
+
+def test_events_stream_is_forbidden_to_non_admins(client, login):
+    token = login()["access_token"]
+    response = client.get("/api/events/stream", headers=_bearer(token))
+    assert response.status_code == 403
+    assert response.get_json()["error"] == "forbidden"
+
+
+def test_events_stream_unknown_type_is_422(client, login):
+    token = login(admin=True)["access_token"]
+    response = client.get("/api/events/stream?types=user.registered,nope", headers=_bearer(token))
+    assert response.status_code == 422
+    assert response.get_json()["details"] == [
+        {"field": "types", "message": "unknown event type: nope"}
+    ]
+
+
+def test_admin_receives_a_published_event(client, login, fake_redis):
+    token = login(admin=True)["access_token"]
+    response = client.get(
+        "/api/events/stream?types=user.registered", headers=_bearer(token), buffered=False
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    chunks = iter(response.response)
+    assert b": connected" in next(chunks)
+
+    event = {"type": "user.registered", "event_id": "e1", "user_id": 7}
+    assert fake_redis.publish("user.registered", json.dumps(event)) == 1
+    message = next(chunks).decode()
+
+    assert message == f"event: user.registered\ndata: {json.dumps(event)}\n\n"
+    pubsub = fake_redis.subscribers[0]
+    response.close()
+    assert pubsub.closed and fake_redis.subscribers == []
+
+
+def test_quiet_stream_sends_keepalive_comments(make_app, login, fake_redis):
+    token = login(admin=True)["access_token"]  # same secret and stores: valid on any test app
+    client = make_app(SSE_KEEPALIVE_SECONDS=0.0).test_client()
+    response = client.get("/api/events/stream", headers=_bearer(token), buffered=False)
+    chunks = iter(response.response)
+    next(chunks)
+    assert next(chunks) == b": keepalive\n\n"
+    response.close()
+    assert fake_redis.subscribers == []
+
+
+def test_closing_a_stream_never_started_still_unsubscribes(client, login, fake_redis):
+    token = login(admin=True)["access_token"]
+    response = client.get("/api/events/stream", headers=_bearer(token), buffered=False)
+    assert len(fake_redis.subscribers) == 1
+    response.close()
+    assert fake_redis.subscribers == []

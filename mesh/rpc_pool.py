@@ -4,6 +4,10 @@ One started proxy holds one AMQP connection and one reply queue, and can only
 serve one call at a time. The pool keeps up to ``size`` of them, created
 lazily; a thread checks one out, calls, and gives it back. A proxy that timed
 out or lost its connection is stopped and dropped, never reused.
+
+Each request is published with an AMQP ``expiration`` equal to the call's
+timeout: a request nobody picked up before the caller gave up is dropped by
+the broker, instead of running later (e.g. a register the client saw fail).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.rpc import ServiceProxy
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from mesh.context import CORRELATION_KEY, get_correlation_id
@@ -58,8 +63,15 @@ class _Member:
     """One started ClusterRpcProxy and the time it was last given back."""
 
     runner: ClusterRpcProxy
-    proxy: Any
     idle_since: float = field(default_factory=time.monotonic)
+
+    def method(self, service: str, method: str, timeout: float) -> Any:
+        """The callable for ``service.method``, sharing this proxy's reply queue and context."""
+        runner = self.runner
+        proxy = ServiceProxy(
+            runner._worker_ctx, service, runner._reply_listener, expiration=timeout
+        )
+        return getattr(proxy, method)
 
     @property
     def consumer(self) -> Any:
@@ -124,7 +136,7 @@ class RpcPool(RpcClient):
         member.consumer.timeout = timeout
         _set_correlation(member.runner)
         try:
-            result = getattr(member.proxy[service], method)(*args, **kwargs)
+            result = member.method(service, method, timeout)(*args, **kwargs)
         except UnknownService:
             self._checkin(member)
             raise Unavailable(f"service {service} is not running") from None
@@ -157,13 +169,14 @@ class RpcPool(RpcClient):
 
     def _start(self, service: str) -> _Member:
         runner = ClusterRpcProxy(self._config, timeout=self._timeout)
+        member = _Member(runner)
         try:
-            proxy = runner.start()
+            runner.start()
         except (OSError, AmqpConnectionError, OperationalError) as exc:
-            _Member(runner, None).stop()
+            member.stop()
             log.warning("cannot reach the message broker: %r", exc)
             raise Unavailable(f"service {service} did not answer (broker unreachable)") from None
-        return _Member(runner, proxy)
+        return member
 
 
 def _set_correlation(runner: ClusterRpcProxy) -> None:

@@ -38,7 +38,9 @@ def test_a_stored_event_waits_for_a_consumer_that_never_started(
     settings: Settings, tmp_path: Path
 ) -> None:
     sessions, table = make_store(tmp_path)
-    queue = topology.handler_queue("users", "user.registered", "notifications", "on_user_registered")
+    queue = topology.handler_queue(
+        "users", "user.registered", "notifications", "on_user_registered"
+    )
     with get_connection(settings.amqp_uri) as connection:
         topology.declare_for_publisher(connection, "users")
         queue(connection.default_channel).purge()

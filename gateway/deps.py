@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, current_app
+from flask_limiter import Limiter
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
@@ -21,7 +21,7 @@ class Deps:
     rpc: RpcClient
     redis: Redis
     metrics: CollectorRegistry
-    limiter: Any  # flask_limiter.Limiter, set once the app is wired
+    limiter: Limiter
 
 
 def install(app: Flask, deps: Deps) -> None:

@@ -222,6 +222,8 @@ def test_alg_none_token_is_401(client, login):
     token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
     response = client.get("/api/users/me", headers=_bearer(token))
     assert response.status_code == 401
+    response = client.get("/api/users/me", headers=_bearer(token.rstrip(".")))
+    assert response.status_code == 401
 
 
 def test_token_signed_with_another_secret_is_401(client, login):

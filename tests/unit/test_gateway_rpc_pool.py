@@ -1,4 +1,4 @@
-"""RpcPool over a fake ClusterRpcProxy: pooling, correlation ids, failures (no broker)."""
+"""RpcPool over a fake ClusterRpcProxy and ServiceProxy: pooling, context, failures (no I/O)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ class FakeProxyRunner:
         self._worker_ctx = SimpleNamespace(data={})
         connection = SimpleNamespace(connected=False)
         consumer = SimpleNamespace(timeout=timeout, stopped=True, connection=connection)
-        self._reply_listener = SimpleNamespace(queue_consumer=consumer)
+        self._reply_listener = SimpleNamespace(queue_consumer=consumer, runner=self)
         self.stopped = False
-        self.seen: list[tuple[str, str, dict[str, Any], float]] = []
+        self.seen: list[tuple[str, str, dict[str, Any], float, dict[str, Any]]] = []
         FakeProxyRunner.instances.append(self)
 
     @property
@@ -41,30 +41,27 @@ class FakeProxyRunner:
             raise FakeProxyRunner.start_error
         self.consumer.stopped = False
         self.consumer.connection.connected = True
-        return FakeCluster(self)
+        return object()  # the pool calls through its own ServiceProxy
 
     def stop(self) -> None:
         self.stopped = True
         self.consumer.stopped = True
 
 
-class FakeCluster:
-    def __init__(self, runner: FakeProxyRunner) -> None:
-        self.runner = runner
+class FakeServiceProxy:
+    """Stands in for nameko's ServiceProxy: records what a real one would publish."""
 
-    def __getitem__(self, service: str) -> Any:
-        return FakeService(self.runner, service)
-
-
-class FakeService:
-    def __init__(self, runner: FakeProxyRunner, service: str) -> None:
-        self.runner, self.service = runner, service
+    def __init__(self, worker_ctx: Any, service: str, reply_listener: Any, **options: Any) -> None:
+        self.runner: FakeProxyRunner = reply_listener.runner
+        assert worker_ctx is self.runner._worker_ctx
+        self.service, self.options = service, options
 
     def __getattr__(self, method: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
             runner = self.runner
+            context = dict(runner._worker_ctx.data)
             runner.seen.append(
-                (self.service, method, dict(runner._worker_ctx.data), runner.consumer.timeout)
+                (self.service, method, context, runner.consumer.timeout, self.options)
             )
             return FakeProxyRunner.answer(self.service, method, args, kwargs, runner)
 
@@ -81,6 +78,7 @@ def fake_proxy(monkeypatch):
     FakeProxyRunner.answer = staticmethod(echo)
     FakeProxyRunner.start_error = None
     monkeypatch.setattr(rpc_pool, "ClusterRpcProxy", FakeProxyRunner)
+    monkeypatch.setattr(rpc_pool, "ServiceProxy", FakeServiceProxy)
     set_correlation_id(None)
     yield FakeProxyRunner
     set_correlation_id(None)
@@ -173,11 +171,13 @@ def test_a_disconnected_idle_proxy_is_replaced():
     assert FakeProxyRunner.instances[0].stopped
 
 
-def test_call_with_timeout_sets_the_reply_timeout():
+def test_the_timeout_bounds_the_reply_wait_and_the_request_life():
     pool = RpcPool("amqp://broker/", timeout=5.0)
     pool.call_with_timeout(0.5, "users", "ping")
     pool.call("users", "ping")
-    assert [seen[3] for seen in FakeProxyRunner.instances[0].seen] == [0.5, 5.0]
+    seen = FakeProxyRunner.instances[0].seen
+    assert [s[3] for s in seen] == [0.5, 5.0]
+    assert [s[4] for s in seen] == [{"expiration": 0.5}, {"expiration": 5.0}]
 
 
 def test_threads_share_at_most_size_proxies():

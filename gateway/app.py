@@ -1,0 +1,95 @@
+"""The composition root: ``create_app`` builds the gateway from Settings and its adapters."""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+
+from gateway.auth import init_jwt
+from gateway.deps import Deps, install
+from gateway.errors import register_error_handlers
+from gateway.limits import apply_limits, init_limiter
+from gateway.metrics import init_metrics
+from gateway.middleware import init_middleware
+from gateway.routes import auth, docs, events, health, notifications, users
+from mesh.logging import configure_logging
+from mesh.rpc_pool import RpcClient, RpcPool
+from mesh.settings import Settings, get_settings
+
+BLUEPRINTS = (auth.bp, users.bp, notifications.bp, events.bp, health.bp, docs.bp)
+
+
+def settings_config(settings: Settings) -> dict[str, Any]:
+    """Flask config derived from Settings; ``test_config`` may override any key."""
+    return {
+        "JWT_SECRET_KEY": settings.jwt_secret.get_secret_value(),
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=settings.jwt_access_ttl),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=settings.jwt_refresh_ttl),
+        "MAX_CONTENT_LENGTH": settings.max_body_bytes,
+        "RATELIMIT_STORAGE_URI": settings.redis_url,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "RATELIMIT_STRATEGY": "moving-window",
+        "LOGIN_RATE_IP": settings.login_rate_ip,
+        "LOGIN_RATE_ACCOUNT": settings.login_rate_account,
+        "REGISTER_RATE_IP": settings.register_rate_ip,
+        "SSE_KEEPALIVE_SECONDS": 15.0,
+        "SSE_POLL_SECONDS": 1.0,
+        "READY_TIMEOUT": 2.0,
+    }
+
+
+def build_rpc(settings: Settings) -> RpcClient:
+    pool = RpcPool.from_settings(settings)
+    atexit.register(pool.close)
+    return pool
+
+
+def build_redis(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=30,
+    )
+
+
+def create_app(
+    test_config: Mapping[str, Any] | None = None,
+    *,
+    rpc: RpcClient | None = None,
+    redis: Redis | None = None,
+) -> Flask:
+    """The gateway app; builds the RPC pool and Redis client unless they are passed in."""
+    settings = get_settings()
+    app = Flask(__name__, static_folder=None)
+    app.config.from_mapping(settings_config(settings))
+    app.config.from_mapping(test_config or {})
+    if not app.testing:
+        configure_logging(settings.log_level)
+    init_middleware(app)
+    registry = init_metrics(app)
+    register_error_handlers(app)
+    init_jwt(app)
+    limiter = init_limiter(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    apply_limits(app, limiter)
+    install(
+        app,
+        Deps(
+            rpc=rpc if rpc is not None else build_rpc(settings),
+            redis=redis if redis is not None else build_redis(settings),
+            metrics=registry,
+            limiter=limiter,
+        ),
+    )
+    return app

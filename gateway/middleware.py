@@ -1,0 +1,65 @@
+"""Per-request hooks: correlation id, body size, a JSON access line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from mesh.context import get_correlation_id, new_correlation_id, set_correlation_id
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+log = logging.getLogger("gateway.access")
+
+
+def request_id() -> str:
+    """The client's X-Request-ID when it is a sane token, else a new one."""
+    candidate = request.headers.get(REQUEST_ID_HEADER, "")
+    return candidate if _SANE_ID.fullmatch(candidate) else new_correlation_id()
+
+
+def bind_correlation_id() -> None:
+    set_correlation_id(request_id())
+    g.request_started = time.perf_counter()
+
+
+def refuse_large_body() -> None:
+    """413 before reading a body whose declared length is over the limit."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+
+
+def finish(response: Response) -> Response:
+    correlation_id = get_correlation_id()
+    if correlation_id:
+        response.headers[REQUEST_ID_HEADER] = correlation_id
+    started = g.get("request_started", time.perf_counter())
+    log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+    return response
+
+
+def forget_correlation_id(_exc: BaseException | None = None) -> None:
+    set_correlation_id(None)
+
+
+def init_middleware(app: Flask) -> None:
+    app.before_request(bind_correlation_id)
+    app.before_request(refuse_large_body)
+    app.after_request(finish)
+    app.teardown_request(forget_correlation_id)

@@ -1,0 +1,81 @@
+"""/api/events/stream: domain events relayed from Redis pub/sub as Server-Sent Events."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request, stream_with_context
+from redis.exceptions import RedisError
+
+from contracts.registry import EVENTS
+from gateway.auth import admin_required
+from gateway.deps import redis
+from mesh.errors import InvalidInput
+
+bp = Blueprint("events", __name__, url_prefix="/api/events")
+log = logging.getLogger(__name__)
+
+RETRY_MS = 3000
+
+
+def known_types() -> list[str]:
+    return [event.type for event in EVENTS]
+
+
+def requested_types(raw: str | None) -> list[str]:
+    """The ``?types=a,b`` filter (all known types when absent or empty); 422 on unknown."""
+    known = known_types()
+    wanted = [t.strip() for t in (raw or "").split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in known]
+    if unknown:
+        details = [{"field": "types", "message": f"unknown event type: {t}"} for t in unknown]
+        raise InvalidInput("invalid input", details)
+    return list(dict.fromkeys(wanted)) or known
+
+
+def sse_message(channel: str, data: str) -> str:
+    """One SSE message; a multi-line payload becomes several ``data:`` lines."""
+    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
+    return f"event: {channel}\n{lines}\n"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def relay(pubsub: Any, keepalive: float, poll: float) -> Iterator[str]:
+    """Yield every published message, and a comment when quiet for ``keepalive`` s."""
+    try:
+        yield f"retry: {RETRY_MS}\n: connected\n\n"
+        last_sent = time.monotonic()
+        while True:
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=poll)
+            if message and message.get("type") == "message":
+                yield sse_message(_text(message["channel"]), _text(message["data"]))
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= keepalive:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+    except RedisError as exc:
+        log.warning("event stream ended, redis failed: %r", exc)
+    finally:  # also on GeneratorExit, when the client goes away
+        pubsub.close()
+
+
+@bp.get("/stream")
+@admin_required
+def stream() -> Response:
+    """Admins only. ``?types=user.registered,...`` picks the channels."""
+    channels = requested_types(request.args.get("types"))
+    pubsub = redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(*channels)
+    config = current_app.config
+    body = relay(pubsub, config["SSE_KEEPALIVE_SECONDS"], config["SSE_POLL_SECONDS"])
+    response = Response(stream_with_context(body), mimetype="text/event-stream")
+    response.call_on_close(pubsub.close)  # a stream never started still unsubscribes
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response

@@ -7,7 +7,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-VENV ?= $(CURDIR)/.venv
+# supervisord.conf runs the programs from .venv too, so this is fixed.
+VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mesh-installed
 
@@ -30,7 +31,7 @@ SUPERVISORCTL := $(VENV)/bin/supervisorctl -c $(CURDIR)/supervisord.conf
 PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users notifications workers mirror gateway
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
-.PHONY: help venv install run stop restart status shell admin logs lint format typecheck \
+.PHONY: help venv install run stop restart status ctl shell admin logs lint format typecheck \
         test e2e clean distclean dirs
 
 help:
@@ -38,6 +39,7 @@ help:
 	@echo "make test       ruff + mypy + pytest (unit, integration, e2e)"
 	@echo "make stop       stop every process (supervisorctl shutdown)"
 	@echo "make status     supervisorctl status"
+	@echo "make ctl ARGS=\"restart users\"   any supervisorctl command"
 	@echo "make logs       follow var/log/*.log"
 	@echo "make shell      nameko shell against the running mesh (n.rpc.users.get_user(1))"
 	@echo "make admin EMAIL=you@example.com PASSWORD=...   create or promote an admin"
@@ -84,12 +86,21 @@ run: install dirs
 	@echo
 	@echo "Next: make status | make logs | make shell | make admin EMAIL=... PASSWORD=... | make stop"
 
+# supervisord stops the programs in reverse priority order (gateway first, mongo last) and
+# exits when the last is gone; wait for that, so that `make stop run` starts afresh.
 stop:
 	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
+		pid=$$(cat $(MESH_VAR_DIR)/run/supervisord.pid 2>/dev/null); \
 		$(SUPERVISORCTL) shutdown; \
-		for _ in $$(seq 1 120); do \
-			$(SUPERVISORCTL) pid >/dev/null 2>&1 || break; sleep 0.5; \
+		echo "waiting for every program to stop..."; \
+		for _ in $$(seq 1 240); do \
+			[ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null || break; sleep 0.5; \
 		done; \
+		if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
+			echo "supervisord (pid $$pid) is still stopping; see $(MESH_VAR_DIR)/log/supervisord.log"; \
+			exit 1; \
+		fi; \
+		echo "stopped"; \
 	else \
 		echo "the mesh is not running"; \
 	fi
@@ -102,6 +113,10 @@ status:
 	else \
 		echo "the mesh is not running (make run)"; exit 1; \
 	fi
+
+# Any supervisorctl command, with the environment supervisord.conf needs: make ctl ARGS="restart users"
+ctl:
+	@$(SUPERVISORCTL) $(ARGS)
 
 shell: install
 	@$(VENV)/bin/nameko shell --config mesh/nameko.yaml

@@ -26,16 +26,16 @@ def answers(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-def url_answers(url: str, default_port: int) -> Callable[[], bool]:
+def address(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
-    return lambda: answers(parts.hostname or "127.0.0.1", parts.port or default_port)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
 def require(service_name: str, check: Callable[[], bool]) -> None:
     """Skip the calling test when ``check()`` is false, or fail it when CI=true."""
     if check():
         return
-    message = f"{service_name} does not answer (start it: see README.md, 'make run')"
+    message = f"{service_name} does not answer (README.md says how to start it)"
     if in_ci():
         pytest.fail(f"{message}; CI=true, so this is a failure, not a skip", pytrace=False)
     pytest.skip(message)
@@ -45,7 +45,8 @@ def require(service_name: str, check: Callable[[], bool]) -> None:
 def amqp_uri() -> str:
     """The RabbitMQ the tests use (AMQP_URI or the local default), checked to answer."""
     uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
-    require("RabbitMQ", url_answers(uri, 5672))
+    host, port = address(uri, 5672)
+    require(f"RabbitMQ at {host}:{port}", lambda: answers(host, port))
     return uri
 
 
@@ -53,5 +54,6 @@ def amqp_uri() -> str:
 def redis_url() -> str:
     """A Redis database for tests (TEST_REDIS_URL, default db 15), checked to answer."""
     url = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    require("Redis", url_answers(url, 6379))
+    host, port = address(url, 6379)
+    require(f"Redis at {host}:{port}", lambda: answers(host, port))
     return url

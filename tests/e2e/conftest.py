@@ -8,8 +8,6 @@ vhost (``mesh_e2e``, created afresh), so nothing it does reaches a mesh started 
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import signal
@@ -24,7 +22,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 import requests
+from pymongo import MongoClient
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -35,7 +35,7 @@ MONGO_PORT = 27127
 REDIS_DB = 14
 VHOST = "mesh_e2e"
 READY_TIMEOUT = 120
-PASSWORD = "correct-horse-battery-9"  # noqa: S105 (a test password that meets the policy)
+PASSWORD = "correct-horse-battery-9"  # meets the password policy
 
 # Variables of a developer's shell that would point the e2e mesh at shared state.
 _DROP = ("MONGO_URL", "SMTP_URL", "JWT_SECRET", "MESH_ENV")
@@ -63,17 +63,6 @@ def eventually(
         time.sleep(interval)
 
 
-def decode_segment(segment: str) -> dict[str, Any]:
-    """One base64url JWT segment as JSON."""
-    padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded))
-
-
-def encode_segment(data: dict[str, Any]) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 @dataclass
 class User:
     id: int
@@ -93,6 +82,8 @@ class Mesh:
     mongo_db: str
     redis_url: str
     notes: list[str] = field(default_factory=list)
+    bin: Path = VENV_BIN
+    eventually = staticmethod(eventually)
 
     # -- processes
 
@@ -149,8 +140,6 @@ class Mesh:
     # -- stores
 
     def notification_count(self, user_id: int, event_type: str = "user.registered") -> int:
-        from pymongo import MongoClient
-
         client: MongoClient[dict[str, Any]] = MongoClient(
             self.mongo_uri, serverSelectionTimeoutMS=5000
         )
@@ -171,10 +160,17 @@ def _e2e_amqp_uri(base_uri: str, notes: list[str]) -> str:
     user = parts.username or "guest"
     if ctl:
         # Deleted first, so that messages a previous run left in its queues never reach this one.
-        subprocess.run([ctl, "-q", "delete_vhost", VHOST], capture_output=True, check=False)
-        steps = ([ctl, "-q", "add_vhost", VHOST], [ctl, "-q", "set_permissions", "-p", VHOST,
-                                                    user, ".*", ".*", ".*"])
-        results = [subprocess.run(s, capture_output=True, text=True, check=False) for s in steps]
+        subprocess.run(
+            [ctl, "-q", "delete_vhost", VHOST], capture_output=True, timeout=60, check=False
+        )
+        steps = (
+            [ctl, "-q", "add_vhost", VHOST],
+            [ctl, "-q", "set_permissions", "-p", VHOST, user, ".*", ".*", ".*"],
+        )
+        results = [
+            subprocess.run(s, capture_output=True, text=True, timeout=60, check=False)
+            for s in steps
+        ]
         if all(r.returncode == 0 for r in results):
             return urlunsplit(parts._replace(path=f"/{VHOST}"))
         errors = "; ".join(r.stderr.strip() for r in results if r.returncode)
@@ -197,30 +193,54 @@ def _log_tails(var_dir: Path, lines: int = 40) -> str:
     return "\n".join(chunks) or f"(no logs in {var_dir / 'log'})"
 
 
-def _shutdown_stale(tmp_root: Path) -> None:
-    """Shut down an e2e mesh a killed earlier run left behind (it would hold our ports)."""
-    for sock in tmp_root.glob("pytest-*/mesh*/run/supervisor.sock"):
-        var_dir = sock.parent.parent
-        env = {**os.environ, "MESH_VAR_DIR": str(var_dir), "MESH_EMBEDDED_MONGO": "true",
-               "MONGO_EMBEDDED_PORT": str(MONGO_PORT)}
-        subprocess.run([VENV_BIN / "supervisorctl", "-c", CONF, "shutdown"], env=env,
-                       capture_output=True, timeout=60, check=False)
-        _wait_pid_gone(var_dir / "run" / "supervisord.pid", timeout=60)
-
-
-def _wait_pid_gone(pidfile: Path, timeout: float) -> bool:
+def _read_pid(var_dir: Path) -> int | None:
     try:
-        pid = int(pidfile.read_text().strip())
+        return int((var_dir / "run" / "supervisord.pid").read_text().strip())
     except (OSError, ValueError):
-        return True
+        return None
+
+
+def _wait_gone(pid: int | None, timeout: float) -> bool:
+    """True once process ``pid`` has exited (or there was none)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while pid is not None and time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         time.sleep(0.25)
-    return False
+    return pid is None
+
+
+def _shutdown(var_dir: Path, env: dict[str, str]) -> None:
+    """supervisorctl shutdown, wait for supervisord to exit; SIGTERM it if it hangs."""
+    pid = _read_pid(var_dir)
+    done = subprocess.run(
+        [VENV_BIN / "supervisorctl", "-c", CONF, "shutdown"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    if done.returncode != 0:
+        return  # no supervisord answers on this socket: nothing of ours to stop
+    if not _wait_gone(pid, timeout=120) and pid is not None:
+        os.kill(pid, signal.SIGTERM)  # the supervisord that just answered, by its pid
+        _wait_gone(pid, timeout=30)
+
+
+def _shutdown_stale(tmp_root: Path) -> None:
+    """Shut down an e2e mesh a killed earlier run left behind (it would hold our ports)."""
+    for sock in tmp_root.glob("pytest-*/mesh*/run/supervisor.sock"):
+        var_dir = sock.parent.parent
+        env = {
+            **os.environ,
+            "MESH_VAR_DIR": str(var_dir),
+            "MESH_EMBEDDED_MONGO": "true",
+            "MONGO_EMBEDDED_PORT": str(MONGO_PORT),
+        }
+        _shutdown(var_dir, env)
 
 
 @pytest.fixture(scope="session")
@@ -244,13 +264,13 @@ def mesh(
 
     e2e_amqp = _e2e_amqp_uri(amqp_uri, notes)
     e2e_redis = _e2e_redis_url(redis_url)
-    import redis
-
     client = redis.Redis.from_url(e2e_redis)
     client.flushdb()
     client.close()
 
-    env = {k: v for k, v in os.environ.items() if k not in _DROP and not k.endswith("_DATABASE_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in _DROP and not k.endswith("_DATABASE_URL")
+    }
     env.update(
         MESH_ENV="development",
         MESH_VAR_DIR=str(var_dir),
@@ -262,6 +282,7 @@ def mesh(
         REDIS_URL=e2e_redis,
         LOGIN_RATE_IP="1000/minute",
         LOGIN_RATE_ACCOUNT="1000/minute",
+        REGISTER_RATE_IP="1000/minute",
         PYTHONUNBUFFERED="1",
     )
     m = Mesh(
@@ -287,7 +308,12 @@ def mesh(
         )
     try:
         ready = m.run(
-            VENV_BIN / "python", "-m", "mesh.cli", "wait-ready", "--timeout", str(READY_TIMEOUT),
+            VENV_BIN / "python",
+            "-m",
+            "mesh.cli",
+            "wait-ready",
+            "--timeout",
+            str(READY_TIMEOUT),
             timeout=READY_TIMEOUT + 30,
         )
         if ready.returncode != 0:
@@ -299,17 +325,7 @@ def mesh(
             )
         yield m
     finally:
-        _stop(m)
-
-
-def _stop(m: Mesh) -> None:
-    pidfile = m.var_dir / "run" / "supervisord.pid"
-    m.supervisorctl("shutdown", timeout=90)
-    if not _wait_pid_gone(pidfile, timeout=60):
-        # supervisord did not exit: it is ours, stop it by its pid.
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, signal.SIGTERM)
-        _wait_pid_gone(pidfile, timeout=30)
+        _shutdown(var_dir, env)
 
 
 @pytest.fixture

@@ -1,0 +1,90 @@
+"""user.registered fans out: MongoDB notification log, Redis pub/sub mirror, welcome e-mail."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+import redis
+import requests
+
+pytestmark = pytest.mark.e2e
+
+
+def test_notification_logged_exactly_once(mesh, user, access_token):
+    mesh.eventually(
+        lambda: mesh.notification_count(user.id) >= 1,
+        timeout=20,
+        what=f"a user.registered notification for user {user.id} in MongoDB",
+    )
+    time.sleep(2)
+    assert mesh.notification_count(user.id) == 1
+
+    resp = requests.get(
+        mesh.url("/api/notifications"),
+        headers={"Authorization": f"Bearer {access_token}"},
+        timeout=15,
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    items = body["items"] if isinstance(body, dict) else body
+    assert any(
+        item["type"] == "user.registered" and item["user_id"] == user.id for item in items
+    ), body
+
+
+def test_mirror_publishes_to_redis(mesh):
+    client = redis.Redis.from_url(mesh.redis_url)
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe("user.registered")
+        confirmed = pubsub.get_message(timeout=5)
+        assert confirmed is not None and confirmed["type"] == "subscribe", confirmed
+
+        user = mesh.register()
+
+        def received():
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+            if message is None:
+                return None
+            payload = json.loads(message["data"])
+            return payload if payload.get("user_id") == user.id else None
+
+        payload = mesh.eventually(
+            received, timeout=20, interval=0, what=f"user.registered for {user.id} on Redis"
+        )
+        uuid.UUID(str(payload["event_id"]))
+    finally:
+        pubsub.close()
+        client.close()
+
+
+def test_welcome_mail_written(mesh, user):
+    mail_dir = mesh.var_dir / "mail"
+
+    def mail_for_user():
+        return [
+            path
+            for path in mail_dir.rglob("*.eml")
+            if user.email in path.read_text(errors="replace")
+        ]
+
+    found = mesh.eventually(
+        mail_for_user, timeout=30, what=f"a .eml for {user.email} in {mail_dir}"
+    )
+    assert len(found) == 1, found
+
+
+def test_nameko_shell_reaches_users(mesh, user):
+    result = mesh.run(
+        mesh.bin / "nameko",
+        "shell",
+        "--config",
+        "mesh/nameko.yaml",
+        input=f"print(n.rpc.users.get_user({user.id}))\n",
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert user.email in result.stdout, result.stdout + result.stderr

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105 (refused outside dev)
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     event_max_attempts: int = Field(5, ge=1)
     event_retry_base_ms: int = Field(1000, ge=10)
     outbox_poll_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("mongo_url", "users_database_url", "smtp_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -88,7 +88,10 @@ def test_the_pool_connects_lazily_and_reuses_one_proxy():
     pool = RpcPool("amqp://broker/", size=4, timeout=3.0)
     assert FakeProxyRunner.instances == []
     assert pool.call("users", "get_user", 7) == {
-        "service": "users", "method": "get_user", "args": [7], "kwargs": {}
+        "service": "users",
+        "method": "get_user",
+        "args": [7],
+        "kwargs": {},
     }
     pool.call("users", "ping")
     assert len(FakeProxyRunner.instances) == 1

@@ -39,3 +39,10 @@ def test_defaults_are_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.embedded_mongo
     assert settings.mongo_uri == "mongodb://127.0.0.1:27027/"
     assert settings.sql_url("users") == f"sqlite:///{tmp_path.resolve() / 'users.db'}"
+
+
+def test_empty_urls_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGO_URL", "")
+    monkeypatch.setenv("SMTP_URL", " ")
+    settings = Settings()
+    assert settings.embedded_mongo and settings.smtp_url is None

@@ -78,12 +78,13 @@ def create_admin(settings: Settings, email: str, password: str, name: str) -> in
     sessions = make_sessionmaker(settings.sql_url("users"), Base.metadata)
     # The users service's relay publishes the stored user.registered event.
     events = OutboxHandle(outbox, on_commit=lambda _session: None)
+    cache = make_redis(settings)
     payload = {"email": email, "password": password, "name": name}
     try:
-        user = logic.register(sessions, events, PasswordHasher(), payload, is_admin=True)
+        user = logic.register(sessions, events, cache, PasswordHasher(), payload, is_admin=True)
         print(f"created admin {user['email']} (id {user['id']})")
     except Conflict:
-        user = logic.promote_admin(sessions, make_redis(settings), email)
+        user = logic.promote_admin(sessions, cache, email)
         print(f"promoted {user['email']} (id {user['id']}) to admin")
     except InvalidInput as exc:
         for detail in exc.details or []:

@@ -40,12 +40,17 @@ def to_out(user: User) -> dict[str, Any]:
 def register(
     sessions: sessionmaker,
     events: EventSink,
+    cache: Cache,
     hasher: PasswordHasher,
     payload: Any,
     *,
     is_admin: bool = False,
 ) -> dict[str, Any]:
-    """Store a new user and its ``user.registered`` event in one transaction."""
+    """Store a new user and its ``user.registered`` event in one transaction.
+
+    The id's cache entry is dropped too: a reset database reuses ids, and a
+    cached stranger must never answer for the new user.
+    """
     request = parse(RegisterRequest, payload)
     password_hash = hasher.hash(request.password)
     try:
@@ -63,6 +68,7 @@ def register(
             events.add(session, UserRegistered(user_id=user.id))
     except IntegrityError:
         raise Conflict("e-mail already registered") from None
+    cache.delete(cache_key(user.id))
     return to_out(user)
 
 

@@ -33,7 +33,7 @@ class UsersService:
 
     @expected
     def register(self, payload: Any) -> dict[str, Any]:
-        return logic.register(self.db, self.events, self.hasher, payload)
+        return logic.register(self.db, self.events, self.cache, self.hasher, payload)
 
     @expected
     def authenticate(self, payload: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from services.users import logic
 from services.users.models import Base, outbox
 from services.users.passwords import PasswordHasher
 from tests.conftest import require
-from tests.unit.fakes import RecordingSink
+from tests.unit.fakes import FakeCache, RecordingSink
 
 ENGINES = {
     "postgresql": os.environ.get(
@@ -53,9 +53,9 @@ def sessions(request: pytest.FixtureRequest) -> Iterator[sessionmaker]:
 def test_register_conflict_and_login(sessions: sessionmaker) -> None:
     hasher = PasswordHasher()
     sink = RecordingSink()
-    user = logic.register(sessions, sink, hasher, GOOD)
+    user = logic.register(sessions, sink, FakeCache(), hasher, GOOD)
     with pytest.raises(Conflict):
-        logic.register(sessions, sink, hasher, GOOD)
+        logic.register(sessions, sink, FakeCache(), hasher, GOOD)
     assert (
         logic.authenticate(
             sessions, hasher, {"email": GOOD["email"], "password": GOOD["password"]}
@@ -71,7 +71,7 @@ def test_register_conflict_and_login(sessions: sessionmaker) -> None:
 def test_two_relays_never_publish_the_same_row(sessions: sessionmaker) -> None:
     """FOR UPDATE SKIP LOCKED: a second relay skips the rows the first one holds."""
     events = OutboxHandle(outbox, on_commit=lambda _session: None)
-    logic.register(sessions, events, PasswordHasher(), GOOD)
+    logic.register(sessions, events, FakeCache(), PasswordHasher(), GOOD)
     published: list[str] = []
 
     def first_relay(row: Any) -> None:

@@ -32,7 +32,7 @@ PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users notification
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
 .PHONY: help venv install run stop restart status ctl shell admin logs lint format typecheck \
-        test e2e clean distclean dirs
+        test e2e bench clean distclean dirs
 
 help:
 	@echo "make run        start the mesh (supervisord) and wait until it is ready"
@@ -43,6 +43,7 @@ help:
 	@echo "make logs       follow var/log/*.log"
 	@echo "make shell      nameko shell against the running mesh (n.rpc.users.get_user(1))"
 	@echo "make admin EMAIL=you@example.com PASSWORD=...   create or promote an admin"
+	@echo "make bench      benchmark figures against the running mesh (see the Makefile)"
 	@echo "make lint | typecheck | format | e2e | install | clean | distclean"
 
 # ---------------------------------------------------------------- install
@@ -151,6 +152,11 @@ test: install
 
 e2e: install
 	$(PY) -m pytest -q -m e2e tests/e2e $(PYTEST_ARGS)
+
+# Figures against the running mesh; it registers hundreds of users, so start the mesh
+# with the register limit raised:  make stop; REGISTER_RATE_IP=100000/minute make run; make bench
+bench: install
+	$(PY) -m tests.bench.bench_register
 
 # ---------------------------------------------------------------- clean
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -13,6 +13,8 @@ from pymongo.errors import DuplicateKeyError
 from contracts.base import Event, parse
 from contracts.notifications import EMAIL_QUEUE, SEND_EMAIL_ACTOR, ListRequest, NotificationOut
 from contracts.users import UserRegistered
+
+log = logging.getLogger(__name__)
 
 COLLECTION = "notifications"
 
@@ -49,10 +51,13 @@ def record(db: Database, tasks: Tasks, event: Event, doc: dict[str, Any]) -> dic
     and ``$set`` are used, which every MongoDB-wire server we support implements.
     """
     event_id = str(event.event_id)
-    with contextlib.suppress(DuplicateKeyError):
+    try:
         db[COLLECTION].insert_one(
             {**doc, "event_id": event_id, "createdAt": datetime.now(UTC), "emailQueued": False}
         )
+        log.info("notification stored", extra={"event_id": event_id, "type": event.type})
+    except DuplicateKeyError:
+        log.info("notification already stored", extra={"event_id": event_id})
     stored = db[COLLECTION].find_one({"event_id": event_id})
     if stored is None:
         raise LookupError(f"notification {event_id} vanished after insert")

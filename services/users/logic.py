@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from contracts.users import Credentials, RegisterRequest, UserOut, UserRegistere
 from mesh.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from services.users.models import User
 from services.users.passwords import PasswordHasher
+
+log = logging.getLogger(__name__)
 
 CACHE_TTL_SECONDS = 600
 BAD_CREDENTIALS = "invalid e-mail or password"
@@ -69,6 +72,7 @@ def register(
     except IntegrityError:
         raise Conflict("e-mail already registered") from None
     cache.delete(cache_key(user.id))
+    log.info("user registered", extra={"user_id": user.id})
     return to_out(user)
 
 
@@ -111,6 +115,7 @@ def promote_admin(sessions: sessionmaker, cache: Cache, email: str) -> dict[str,
             raise NotFound("user not found")
         user.is_admin = True
     cache.delete(cache_key(user.id))
+    log.info("user registered", extra={"user_id": user.id})
     return to_out(user)
 
 

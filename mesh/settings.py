@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105 (refused outside dev)
-SQL_SERVICES = ("users",)
+SQL_SERVICES = ("users", "catalog", "orders")
 
 
 class Settings(BaseSettings):
@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     mongo_embedded_port: int = 27027
     mongo_db: str = "mesh"
     users_database_url: str | None = None
+    catalog_database_url: str | None = None
+    orders_database_url: str | None = None
 
     smtp_url: str | None = None
     mail_from: str = "mesh <no-reply@mesh.localhost>"
@@ -51,7 +53,14 @@ class Settings(BaseSettings):
     event_retry_base_ms: int = Field(1000, ge=10)
     outbox_poll_seconds: float = Field(1.0, gt=0)
 
-    @field_validator("mongo_url", "users_database_url", "smtp_url", mode="before")
+    @field_validator(
+        "mongo_url",
+        "smtp_url",
+        "users_database_url",
+        "catalog_database_url",
+        "orders_database_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

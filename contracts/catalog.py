@@ -1,0 +1,102 @@
+"""Catalog: products, wishlists, stock reservations, and the product.updated event."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, StrictInt, StringConstraints, model_validator
+
+from contracts.base import Contract, Event, UtcDatetime
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+PriceCents = Annotated[StrictInt, Field(ge=0, le=100_000_000)]
+Stock = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
+Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+Quantity = Annotated[StrictInt, Field(ge=1, le=100)]
+
+
+class FieldChange(Contract):
+    old: Any = None
+    new: Any = None
+
+
+class ProductUpdated(Event):
+    """A product was created, changed or deleted; carries only the fields that changed."""
+
+    type: ClassVar[str] = "product.updated"
+    source: ClassVar[str] = "catalog"
+
+    product_id: int
+    change: Literal["created", "updated", "deleted"]
+    changes: dict[str, FieldChange] = Field(default_factory=dict)
+
+
+class ProductCreate(Contract):
+    name: Name
+    description: Description = ""
+    price_cents: PriceCents
+    currency: Currency = "EUR"
+    stock: Stock = 0
+
+
+class ProductPatch(Contract):
+    """A partial update: at least one field."""
+
+    name: Name | None = None
+    description: Description | None = None
+    price_cents: PriceCents | None = None
+    currency: Currency | None = None
+    stock: Stock | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ProductPatch:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+
+class ProductOut(Contract):
+    id: int
+    name: str
+    description: str
+    price_cents: int
+    currency: str
+    stock: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class ProductQuery(Contract):
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=100)] = 20
+    offset: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+
+
+class ProductPage(Contract):
+    items: list[ProductOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class WishlistItem(Contract):
+    product: ProductOut
+    added_at: UtcDatetime
+
+
+class ReserveRequest(Contract):
+    """Take ``quantity`` from stock for one order; idempotent by ``order_ref``."""
+
+    product_id: Id
+    quantity: Quantity
+    order_ref: Annotated[str, StringConstraints(min_length=8, max_length=64)]
+
+
+class Reservation(Contract):
+    order_ref: str
+    product_id: int
+    quantity: int
+    unit_price_cents: int
+    currency: str

@@ -1,0 +1,74 @@
+"""Orders: RPC payloads and the order.created / order.status_changed events."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, StrictInt
+
+from contracts.base import Contract, Event, UtcDatetime
+from contracts.catalog import Id, Quantity
+
+Status = Literal["pending", "paid", "shipped", "delivered", "cancelled"]
+
+# The state machine: from each status, the statuses it may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"paid", "cancelled"}),
+    "paid": frozenset({"shipped", "cancelled"}),
+    "shipped": frozenset({"delivered"}),
+    "delivered": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+class OrderCreated(Event):
+    type: ClassVar[str] = "order.created"
+    source: ClassVar[str] = "orders"
+
+    order_id: int
+    user_id: int
+    product_id: int
+    quantity: int
+
+
+class OrderStatusChanged(Event):
+    type: ClassVar[str] = "order.status_changed"
+    source: ClassVar[str] = "orders"
+
+    order_id: int
+    user_id: int
+    old_status: Status
+    new_status: Status
+
+
+class OrderCreate(Contract):
+    product_id: Id
+    quantity: Quantity
+
+
+class StatusChange(Contract):
+    status: Status
+
+
+class OrderQuery(Contract):
+    limit: Annotated[StrictInt, Field(ge=1, le=100)] = 20
+    offset: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+
+
+class OrderOut(Contract):
+    id: int
+    user_id: int
+    product_id: int
+    quantity: int
+    unit_price: int  # cents
+    total: int  # cents
+    currency: str
+    status: Status
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+
+class OrderPage(Contract):
+    items: list[OrderOut]
+    limit: int
+    offset: int

@@ -15,11 +15,17 @@ class ListRequest(Contract):
     limit: StrictInt = Field(20, ge=1, le=50)
 
 
+class OrderNotificationsRequest(Contract):
+    order_id: StrictInt = Field(ge=1)
+    limit: StrictInt = Field(50, ge=1, le=100)
+
+
 class NotificationOut(Contract):
     id: str
     event_id: str
     type: str
     user_id: int
+    order_id: int | None = None
     title: str
     body: str
     created_at: UtcDatetime

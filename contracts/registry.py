@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from contracts.base import Event
+from contracts.catalog import ProductUpdated
+from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered
 
-EVENTS: tuple[type[Event], ...] = (UserRegistered,)
+EVENTS: tuple[type[Event], ...] = (
+    UserRegistered,
+    ProductUpdated,
+    OrderCreated,
+    OrderStatusChanged,
+)
 
 # (event type) -> the nameko handlers bound to it, as (service, method).
 # Publishers declare these queues before they publish, so an event is kept
@@ -13,16 +20,7 @@ EVENTS: tuple[type[Event], ...] = (UserRegistered,)
 # checks this table against the handlers the services really declare.
 SUBSCRIPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "user.registered": (("notifications", "on_user_registered"),),
+    "product.updated": (("notifications", "on_product_updated"),),
+    "order.created": (("notifications", "on_order_created"),),
+    "order.status_changed": (("notifications", "on_order_status_changed"),),
 }
-
-
-def event_by_type(event_type: str) -> type[Event]:
-    for event in EVENTS:
-        if event.type == event_type:
-            return event
-    raise KeyError(event_type)
-
-
-def sources() -> set[str]:
-    """The services that publish events."""
-    return {event.source for event in EVENTS}

@@ -10,7 +10,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105 (refused outside dev)
-SQL_SERVICES = ("users", "catalog", "orders")
 
 
 class Settings(BaseSettings):

@@ -88,9 +88,13 @@ def all_handler_queue_names() -> list[str]:
 
 
 def declare_for_publisher(connection: Connection, source: str) -> None:
-    """Declare ``source``'s exchange and the queues of all its consumers."""
+    """Declare every event exchange and the queues of all of ``source``'s consumers.
+
+    All exchanges, not just ``source``'s: the mirror queue is bound to each of them.
+    """
     channel = connection.default_channel
-    event_exchange(source)(channel).declare()
+    for name in sources():
+        event_exchange(name)(channel).declare()
     for queue in [*consumer_queues(source), mirror_queue(), Queue(MIRROR_DLQ, durable=True)]:
         queue(channel).declare()
 

@@ -26,42 +26,42 @@ def _db() -> Database:
     return make_mongo(settings)[settings.mongo_db]
 
 
-def send_email(event_id: str) -> None:
+def send_email(key: str) -> None:
     """Send the e-mail of one notification, once; retried by Dramatiq on failure."""
-    deliver_email(_db(), get_settings(), event_id)
+    deliver_email(_db(), get_settings(), key)
 
 
-def deliver_email(db: Database, settings: Settings, event_id: str) -> bool:
-    """Deliver the notification's e-mail unless already sent; True if sent now."""
-    doc = db[COLLECTION].find_one({"event_id": event_id})
+def deliver_email(db: Database, settings: Settings, key: str) -> bool:
+    """Deliver the e-mail of the notification ``key`` unless already sent; True if sent now."""
+    doc = db[COLLECTION].find_one({"key": key})
     if doc is None:
-        raise LookupError(f"no notification for event {event_id}")
+        raise LookupError(f"no notification {key}")
     if doc.get("emailSent") or not doc.get("email"):
         return False
-    message = build_message(settings.mail_from, doc["email"], event_id)
+    message = build_message(settings.mail_from, doc["email"], key)
     if settings.smtp_url:
         send_smtp(settings.smtp_url, message)
     else:
-        write_eml(settings.mesh_var_dir / "mail", event_id, message)
+        write_eml(settings.mesh_var_dir / "mail", key, message)
     db[COLLECTION].update_one({"_id": doc["_id"]}, {"$set": {"emailSent": True}})
-    log.info("e-mail sent", extra={"event_id": event_id, "to": doc["email"]["to"]})
+    log.info("e-mail sent", extra={"key": key, "to": doc["email"]["to"]})
     return True
 
 
-def build_message(sender: str, email: dict[str, str], event_id: str) -> EmailMessage:
+def build_message(sender: str, email: dict[str, str], key: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = email["to"]
     message["Subject"] = email["subject"]
-    message["Message-ID"] = f"<{event_id}@mesh>"
+    message["Message-ID"] = f"<{key}@mesh>"
     message.set_content(email["text"])
     return message
 
 
-def write_eml(folder: Path, event_id: str, message: EmailMessage) -> Path:
-    """Write ``<event_id>.eml`` atomically: a reader never sees half a file."""
+def write_eml(folder: Path, key: str, message: EmailMessage) -> Path:
+    """Write ``<key>.eml`` atomically: a reader never sees half a file."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{event_id}.eml"
+    target = folder / f"{key}.eml"
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(fd, "wb") as handle:
         handle.write(message.as_bytes())

@@ -1,0 +1,80 @@
+"""The notification each domain event produces: plain functions from event to document."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from contracts.catalog import ProductUpdated
+from contracts.orders import OrderCreated, OrderStatusChanged
+from contracts.users import UserRegistered
+from mesh.errors import NotFound
+from services.notifications.logic import Tasks, compose, record
+
+
+class Users(Protocol):
+    def get_user(self, user_id: int) -> dict[str, Any]: ...
+
+
+class Catalog(Protocol):
+    def get_product(self, product_id: int) -> dict[str, Any]: ...
+    def wishlisted_by(self, product_id: int) -> list[int]: ...
+
+
+def welcome(event: UserRegistered, user: dict[str, Any]) -> dict[str, Any]:
+    return compose(event, user, "Welcome to the mesh", f"Your account {user['email']} is ready.")
+
+
+def order_placed(event: OrderCreated, user: dict[str, Any]) -> dict[str, Any]:
+    body = f"We have your order #{event.order_id} for {event.quantity} item(s)."
+    return compose(event, user, f"Order #{event.order_id} placed", body, orderId=event.order_id)
+
+
+def order_status(event: OrderStatusChanged, user: dict[str, Any]) -> dict[str, Any]:
+    title = f"Order #{event.order_id} is {event.new_status}"
+    body = f"Your order #{event.order_id} went from {event.old_status} to {event.new_status}."
+    return compose(event, user, title, body, orderId=event.order_id)
+
+
+def wishlist_reason(event: ProductUpdated) -> str | None:
+    """Why wishlisters hear of this change: a price drop or a return to stock, else None."""
+    if event.change != "updated":
+        return None
+    price, stock = event.changes.get("price_cents"), event.changes.get("stock")
+    if price is not None and _below(price.new, price.old):
+        return "price_drop"
+    if stock is not None and stock.old == 0 and _below(0, stock.new):
+        return "back_in_stock"
+    return None
+
+
+def _below(a: Any, b: Any) -> bool:
+    return isinstance(a, int) and isinstance(b, int) and a < b
+
+
+def wishlist_alert(
+    event: ProductUpdated, product: dict[str, Any], user: dict[str, Any], reason: str
+) -> dict[str, Any]:
+    name = product["name"]
+    if reason == "price_drop":
+        price = f"{product['price_cents'] / 100:.2f} {product['currency']}"
+        title, body = f"{name} is now {price}", f"A product on your wishlist got cheaper: {name}."
+    else:
+        title, body = f"{name} is back in stock", f"A product on your wishlist is back: {name}."
+    return compose(event, user, title, body, productId=event.product_id, reason=reason)
+
+
+def notify_wishlisters(
+    db: Any, tasks: Tasks, catalog: Catalog, users: Users, event: ProductUpdated
+) -> int:
+    """Tell everyone who wishlisted the product about a price drop or restock; return how many."""
+    reason = wishlist_reason(event)
+    if reason is None:
+        return 0
+    try:
+        product = catalog.get_product(event.product_id)
+    except NotFound:
+        return 0  # deleted since: nothing to buy
+    user_ids = catalog.wishlisted_by(event.product_id)
+    for user_id in user_ids:
+        record(db, tasks, event, wishlist_alert(event, product, users.get_user(user_id), reason))
+    return len(user_ids)

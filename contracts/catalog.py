@@ -54,6 +54,9 @@ class ProductPatch(Contract):
     def _not_empty(self) -> ProductPatch:
         if not self.model_fields_set:
             raise ValueError("give at least one field to change")
+        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
         return self
 
 

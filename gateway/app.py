@@ -13,15 +13,36 @@ from redis import Redis
 from gateway.auth import init_jwt
 from gateway.deps import Deps, install
 from gateway.errors import register_error_handlers
+from gateway.http import IdConverter
 from gateway.limits import apply_limits, init_limiter
 from gateway.metrics import init_metrics
 from gateway.middleware import init_middleware
-from gateway.routes import auth, docs, events, health, notifications, users
+from gateway.routes import (
+    auth,
+    docs,
+    events,
+    health,
+    notifications,
+    orders,
+    products,
+    users,
+    wishlist,
+)
 from mesh.logging import configure_logging
 from mesh.rpc_pool import RpcClient, RpcPool
 from mesh.settings import Settings, get_settings
 
-BLUEPRINTS = (auth.bp, users.bp, notifications.bp, events.bp, health.bp, docs.bp)
+BLUEPRINTS = (
+    auth.bp,
+    users.bp,
+    products.bp,
+    wishlist.bp,
+    orders.bp,
+    notifications.bp,
+    events.bp,
+    health.bp,
+    docs.bp,
+)
 
 
 def settings_config(settings: Settings) -> dict[str, Any]:
@@ -40,6 +61,7 @@ def settings_config(settings: Settings) -> dict[str, Any]:
         "LOGIN_RATE_IP": settings.login_rate_ip,
         "LOGIN_RATE_ACCOUNT": settings.login_rate_account,
         "REGISTER_RATE_IP": settings.register_rate_ip,
+        "API_RATE_IP": settings.api_rate_ip,
         "SSE_KEEPALIVE_SECONDS": 15.0,
         "SSE_POLL_SECONDS": 1.0,
         "READY_TIMEOUT": 2.0,
@@ -80,6 +102,7 @@ def create_app(
     register_error_handlers(app)
     init_jwt(app)
     limiter = init_limiter(app)
+    app.url_map.converters["id"] = IdConverter
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     apply_limits(app, limiter)

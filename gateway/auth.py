@@ -100,13 +100,18 @@ def current_user_id() -> int:
     return int(get_jwt_identity())
 
 
+def current_user_is_admin() -> bool:
+    """The ``adm`` claim of the verified access token."""
+    return get_jwt().get(ADMIN_CLAIM) is True
+
+
 def admin_required(view: F) -> F:
     """Require a valid access token whose ``adm`` claim is true (401, else 403)."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verify_jwt_in_request()
-        if get_jwt().get(ADMIN_CLAIM) is not True:
+        if not current_user_is_admin():
             raise Forbidden("administrators only")
         return current_app.ensure_sync(view)(*args, **kwargs)
 

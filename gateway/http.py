@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.routing import IntegerConverter, Map
 
 from mesh.errors import InvalidInput, MeshError
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
+
+MAX_ID = 2**63 - 1  # a signed 64-bit SQL key
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a resource id, 1..2**63-1 in ASCII digits; anything else is a 404."""
+
+    regex = r"[0-9]{1,19}"
+
+    def __init__(self, map: Map) -> None:
+        super().__init__(map, min=1, max=MAX_ID)
 
 
 def json_body() -> dict[str, Any]:
@@ -27,17 +41,38 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def refuse_nulls(body: dict[str, Any]) -> dict[str, Any]:
+    """422 for every field sent as ``null`` (leave a field out to leave it unchanged)."""
+    details = [
+        {"field": name, "message": "must not be null (leave the field out instead)"}
+        for name, value in body.items()
+        if value is None
+    ]
+    if details:
+        raise InvalidInput("invalid input", details)
+    return body
+
+
+def query_ints(*names: str) -> dict[str, int]:
+    """The integer query parameters among ``names`` that are present; 422 lists every bad one."""
+    values: dict[str, int] = {}
+    details: list[dict[str, str]] = []
+    for name in names:
+        raw = request.args.get(name)
+        if raw is None:
+            continue
+        if _INTEGER.fullmatch(raw):
+            values[name] = int(raw)
+        else:
+            details.append({"field": name, "message": "must be an integer"})
+    if details:
+        raise InvalidInput("invalid input", details)
+    return values
+
+
 def query_int(name: str) -> int | None:
     """An optional integer query parameter; 422 when it is not an integer."""
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(
-            "invalid input", [{"field": name, "message": "must be an integer"}]
-        ) from None
+    return query_ints(name).get(name)
 
 
 def from_rpc(model: type[M], data: Any) -> M:

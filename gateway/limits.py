@@ -1,4 +1,8 @@
-"""Rate limits (flask-limiter, Redis storage): login per IP and per account, register per IP."""
+"""Rate limits (flask-limiter, Redis storage).
+
+- every ``/api/`` route: one shared budget per client IP (``API_RATE_IP``);
+- on top of it, login per IP and per account, register per IP.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
-from flask_limiter import Limiter
+from flask_limiter import ApplicationLimit, Limiter
 
+API_PREFIX = "/api/"
+API_SCOPE = "api"
 LIMITED = {
     # endpoint: ((config key of the limit, key function name), ...)
     "auth.login": (("LOGIN_RATE_IP", "ip"), ("LOGIN_RATE_ACCOUNT", "account")),
@@ -37,9 +43,24 @@ def _from_config(key: str) -> Callable[[], str]:
     return lambda: str(current_app.config[key])
 
 
+def outside_api() -> bool:
+    """Health, readiness and metrics are not counted against the API budget."""
+    return not request.path.startswith(API_PREFIX)
+
+
+def api_limit() -> ApplicationLimit:
+    """One budget per IP shared by every /api/ route (checked before the view runs)."""
+    return ApplicationLimit(
+        limit_provider=_from_config("API_RATE_IP"),
+        key_function=client_ip,
+        scope=API_SCOPE,
+        exempt_when=outside_api,
+    )
+
+
 def init_limiter(app: Flask) -> Limiter:
     """A limiter for this app; storage and strategy from its ``RATELIMIT_*`` config."""
-    return Limiter(client_ip, app=app, key_prefix="ratelimit")
+    return Limiter(client_ip, app=app, key_prefix="ratelimit", application_limits=[api_limit()])
 
 
 def apply_limits(app: Flask, limiter: Limiter) -> None:

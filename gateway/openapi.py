@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from contracts.catalog import (
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ProductQuery,
+    WishlistItem,
+)
 from contracts.notifications import ListRequest
+from contracts.orders import OrderCreate, OrderOut, OrderPage, OrderQuery, StatusChange
 from contracts.registry import EVENTS
-from contracts.users import Credentials, RegisterRequest, UserOut
+from contracts.users import Credentials, PublicUser, RegisterRequest, UserOut
+from gateway.cache import HEADER as CACHE_HEADER
+from gateway.http import MAX_ID
 from gateway.schemas import (
     ErrorBody,
     Health,
@@ -18,6 +30,7 @@ from gateway.schemas import (
     Readiness,
     RegisteredUser,
     TokenPair,
+    WishlistList,
 )
 
 REF = "#/components/schemas/{model}"
@@ -54,6 +67,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     parameters: tuple[dict[str, Any], ...] = ()
     also: tuple[tuple[int, type[BaseModel]], ...] = ()
+    cached: bool = False
 
 
 LIMIT_PARAM = {
@@ -70,6 +84,25 @@ TYPES_PARAM = {
     "schema": {"type": "string", "examples": [",".join(e.type for e in EVENTS)]},
 }
 
+
+def _query_param(model: type[BaseModel], name: str, description: str = "") -> dict[str, Any]:
+    """A query parameter documented from the contract field it is validated against."""
+    param = {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": model.model_json_schema()["properties"][name],
+    }
+    return {**param, "description": description} if description else param
+
+
+PRODUCT_PARAMS = (
+    _query_param(ProductQuery, "q", "Text to find in the name or description."),
+    _query_param(ProductQuery, "limit"),
+    _query_param(ProductQuery, "offset"),
+)
+ORDER_PARAMS = (_query_param(OrderQuery, "limit"), _query_param(OrderQuery, "offset"))
+
 ROUTES: tuple[Operation, ...] = (
     Operation("post", "/api/auth/register", "Create an account", "auth", 201,
               RegisterRequest, RegisteredUser, errors=(409, 429, 503)),
@@ -81,6 +114,37 @@ ROUTES: tuple[Operation, ...] = (
               auth="access", errors=(503,)),
     Operation("get", "/api/users/me", "The caller's account", "users",
               response=UserOut, auth="access", errors=(404, 503)),
+    Operation("get", "/api/users/{user_id}", "A user's public profile (cached)", "users",
+              response=PublicUser, auth="access", errors=(503,), cached=True),
+    Operation("get", "/api/products", "A page of products", "products",
+              response=ProductPage, errors=(422, 503), parameters=PRODUCT_PARAMS),
+    Operation("get", "/api/products/{product_id}", "One product (cached)", "products",
+              response=ProductOut, errors=(503,), cached=True),
+    Operation("post", "/api/products", "Create a product", "products", 201,
+              ProductCreate, ProductOut, auth="admin", errors=(409, 503)),
+    Operation("patch", "/api/products/{product_id}", "Change the fields sent (not null)",
+              "products", request=ProductPatch, response=ProductOut, auth="admin",
+              errors=(409, 503)),
+    Operation("delete", "/api/products/{product_id}", "Delete a product", "products", 204,
+              auth="admin", errors=(503,)),
+    Operation("get", "/api/wishlist", "The caller's wishlist", "wishlist",
+              response=WishlistList, auth="access", errors=(503,)),
+    Operation("put", "/api/wishlist/{product_id}", "Add a product (idempotent)", "wishlist",
+              response=WishlistItem, auth="access", errors=(503,)),
+    Operation("delete", "/api/wishlist/{product_id}", "Remove a product (idempotent)",
+              "wishlist", 204, auth="access", errors=(503,)),
+    Operation("post", "/api/orders", "Order a product", "orders", 201,
+              OrderCreate, OrderOut, auth="access", errors=(404, 409, 503)),
+    Operation("get", "/api/orders", "The caller's orders, newest first", "orders",
+              response=OrderPage, auth="access", errors=(422, 503), parameters=ORDER_PARAMS),
+    Operation("get", "/api/orders/{order_id}", "One order, its owner's or any for admins (cached)",
+              "orders", response=OrderOut, auth="access", errors=(503,), cached=True),
+    Operation("post", "/api/orders/{order_id}/cancel", "Cancel an order; its stock goes back",
+              "orders", response=OrderOut, auth="access", errors=(409, 503)),
+    Operation("patch", "/api/orders/{order_id}", "Move an order to another status", "orders",
+              request=StatusChange, response=OrderOut, auth="admin", errors=(409, 503)),
+    Operation("get", "/api/orders/{order_id}/notifications", "What the owner was told about it",
+              "orders", response=NotificationList, auth="access", errors=(503,)),
     Operation("get", "/api/notifications", "The caller's notifications, newest first",
               "notifications", response=NotificationList, auth="access",
               errors=(422, 503), parameters=(LIMIT_PARAM,)),
@@ -120,11 +184,35 @@ def _success(op: Operation, components: _Components) -> dict[str, Any]:
         schema = components.ref(op.response, "serialization")
     else:
         schema = {"type": "object"} if op.media == "application/json" else {"type": "string"}
-    return {"description": op.summary, "content": _content(op.media, schema)}
+    success = {"description": op.summary, "content": _content(op.media, schema)}
+    if op.cached:
+        success["headers"] = {CACHE_HEADER: {"$ref": "#/components/headers/XCache"}}
+    return success
+
+
+_NON_WORD = re.compile(r"\W+")
+
+
+def _path_names(op: Operation) -> list[str]:
+    return re.findall(r"{(\w+)}", op.path)
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": "An id; anything else is a 404.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
 
 
 def _error_statuses(op: Operation) -> list[int]:
     statuses = set(op.errors) | {500}
+    if op.path.startswith("/api/"):
+        statuses.add(429)  # the per-IP budget of every /api/ route
+    if _path_names(op):
+        statuses.add(404)
     if op.request is not None:
         statuses |= set(BODY_ERRORS)
     if op.auth != "none":
@@ -151,8 +239,12 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],
-        "operationId": f"{op.method}_{op.path.strip('/').replace('/', '_').replace('.', '_')}",
-        "parameters": [{"$ref": "#/components/parameters/RequestId"}, *op.parameters],
+        "operationId": f"{op.method}_{_NON_WORD.sub('_', op.path).strip('_')}",
+        "parameters": [
+            {"$ref": "#/components/parameters/RequestId"},
+            *(_path_param(name) for name in _path_names(op)),
+            *op.parameters,
+        ],
         "responses": _responses(op, components),
     }
     if op.request is not None:
@@ -178,6 +270,12 @@ def _shared_components() -> dict[str, Any]:
                 "required": False,
                 "description": "Correlation id (<= 64 of [A-Za-z0-9_-]); echoed back.",
                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+            }
+        },
+        "headers": {
+            "XCache": {
+                "description": "HIT: served from the gateway's cache; MISS: asked the service.",
+                "schema": {"type": "string", "enum": ["HIT", "MISS"]},
             }
         },
     }

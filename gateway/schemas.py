@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.catalog import WishlistItem
 from contracts.notifications import NotificationOut
 
 
@@ -39,6 +40,10 @@ class TokenPair(BaseModel):
 
 class NotificationList(BaseModel):
     items: list[NotificationOut]
+
+
+class WishlistList(BaseModel):
+    items: list[WishlistItem]
 
 
 class Health(BaseModel):

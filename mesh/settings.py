@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     login_rate_ip: str = "20/minute"
     login_rate_account: str = "5/minute"
     register_rate_ip: str = "10/minute"
+    api_rate_ip: str = "600/minute"
 
     event_max_attempts: int = Field(5, ge=1)
     event_retry_base_ms: int = Field(1000, ge=10)

@@ -14,7 +14,7 @@ from gateway.deps import Deps, deps
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
-READY_SERVICES = ("users", "notifications")
+READY_SERVICES = ("users", "catalog", "orders", "notifications")
 
 
 @bp.get("/health")

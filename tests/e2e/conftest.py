@@ -283,6 +283,7 @@ def mesh(
         LOGIN_RATE_IP="1000/minute",
         LOGIN_RATE_ACCOUNT="1000/minute",
         REGISTER_RATE_IP="1000/minute",
+        API_RATE_IP="100000/minute",
         PYTHONUNBUFFERED="1",
     )
     m = Mesh(

@@ -12,12 +12,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from contracts.orders import TRANSITIONS
 from gateway.app import create_app
 from mesh.context import get_correlation_id
 from mesh.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from mesh.rpc_pool import RpcClient
 
 PASSWORD = "correct horse battery"
+STAMP = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat()
 
 # ----------------------------------------------------------------- fake RPC
 
@@ -45,6 +47,7 @@ class FakeUsers:
         self.users: dict[int, dict[str, Any]] = {}
         self.passwords: dict[int, str] = {}
         self.notifications: dict[int, list[dict[str, Any]]] = {}
+        self.order_notifications: dict[int, list[dict[str, Any]]] = {}
 
     def register(self, payload: dict[str, Any]) -> dict[str, Any]:
         if any(u["email"] == payload["email"] for u in self.users.values()):
@@ -57,7 +60,7 @@ class FakeUsers:
             "email": payload["email"],
             "name": payload["name"],
             "is_admin": False,
-            "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat(),
+            "created_at": STAMP,
         }
         self.passwords[user_id] = payload["password"]
         return dict(self.users[user_id])
@@ -77,6 +80,9 @@ class FakeUsers:
     def list_for_user(self, user_id: int, limit: int) -> list[dict[str, Any]]:
         return self.notifications.get(user_id, [])[:limit]
 
+    def get_notifications(self, order_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        return self.order_notifications.get(order_id, [])[:limit]
+
     def handlers(self) -> dict[tuple[str, str], Callable[..., Any]]:
         return {
             ("users", "ping"): lambda: "users",
@@ -85,6 +91,153 @@ class FakeUsers:
             ("users", "authenticate"): self.authenticate,
             ("users", "get_user"): self.get_user,
             ("notifications", "list_for_user"): self.list_for_user,
+            ("notifications", "get_notifications"): self.get_notifications,
+        }
+
+
+class FakeCatalog:
+    """Just enough of the catalog service: products and wishlists."""
+
+    def __init__(self) -> None:
+        self.products: dict[int, dict[str, Any]] = {}
+        self.wishlists: dict[int, dict[int, str]] = {}
+        self.next_id = 1
+
+    def add(self, name: str = "Lamp", price_cents: int = 1999, stock: int = 5) -> dict[str, Any]:
+        """A product put straight into the fake (no RPC recorded)."""
+        return self.create_product({"name": name, "price_cents": price_cents, "stock": stock})
+
+    def _product(self, product_id: int) -> dict[str, Any]:
+        if product_id not in self.products:
+            raise NotFound("product not found")
+        return self.products[product_id]
+
+    def list_products(self, query: dict[str, Any]) -> dict[str, Any]:
+        q = (query.get("q") or "").lower()
+        found = [
+            dict(p)
+            for p in self.products.values()
+            if q in p["name"].lower() or q in p["description"].lower()
+        ]
+        limit, offset = query["limit"], query["offset"]
+        page = found[offset : offset + limit]
+        return {"items": page, "total": len(found), "limit": limit, "offset": offset}
+
+    def get_product(self, product_id: int) -> dict[str, Any]:
+        return dict(self._product(product_id))
+
+    def create_product(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if any(p["name"] == payload["name"] for p in self.products.values()):
+            raise Conflict("a product of that name exists")
+        product = {
+            "description": "",
+            "currency": "EUR",
+            "stock": 0,
+            **payload,
+            "id": self.next_id,
+            "created_at": STAMP,
+            "updated_at": STAMP,
+        }
+        self.products[self.next_id] = product
+        self.next_id += 1
+        return dict(product)
+
+    def update_product(self, product_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        self._product(product_id).update(payload)
+        return dict(self.products[product_id])
+
+    def delete_product(self, product_id: int) -> None:
+        self._product(product_id)
+        del self.products[product_id]
+
+    def wishlist_list(self, user_id: int) -> list[dict[str, Any]]:
+        return [
+            {"product": dict(self.products[pid]), "added_at": added}
+            for pid, added in self.wishlists.get(user_id, {}).items()
+            if pid in self.products
+        ]
+
+    def wishlist_add(self, user_id: int, product_id: int) -> dict[str, Any]:
+        product = self._product(product_id)
+        added = self.wishlists.setdefault(user_id, {}).setdefault(product_id, STAMP)
+        return {"product": dict(product), "added_at": added}
+
+    def wishlist_remove(self, user_id: int, product_id: int) -> None:
+        self.wishlists.get(user_id, {}).pop(product_id, None)
+
+    def handlers(self) -> dict[tuple[str, str], Callable[..., Any]]:
+        names = (
+            "list_products", "get_product", "create_product", "update_product",
+            "delete_product", "wishlist_list", "wishlist_add", "wishlist_remove",
+        )
+        return {
+            ("catalog", "ping"): lambda: "catalog",
+            **{("catalog", name): getattr(self, name) for name in names},
+        }
+
+
+class FakeOrders:
+    """Just enough of the orders service, taking stock from a FakeCatalog."""
+
+    def __init__(self, catalog: FakeCatalog) -> None:
+        self.catalog = catalog
+        self.orders: dict[int, dict[str, Any]] = {}
+
+    def _visible(self, order_id: int, user_id: int, is_admin: bool) -> dict[str, Any]:
+        order = self.orders.get(order_id)
+        if order is None or not (is_admin or order["user_id"] == user_id):
+            raise NotFound("order not found")
+        return order
+
+    def _move(self, order: dict[str, Any], status: str) -> dict[str, Any]:
+        if status not in TRANSITIONS[order["status"]]:
+            raise Conflict(f"an order {order['status']} cannot become {status}")
+        if status == "cancelled":
+            self.catalog.products[order["product_id"]]["stock"] += order["quantity"]
+        order["status"] = status
+        return dict(order)
+
+    def create_order(self, user_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        product = self.catalog._product(payload["product_id"])
+        if product["stock"] < payload["quantity"]:
+            raise Conflict("not enough stock")
+        product["stock"] -= payload["quantity"]
+        order_id = len(self.orders) + 1
+        self.orders[order_id] = {
+            "id": order_id,
+            "user_id": user_id,
+            "product_id": product["id"],
+            "quantity": payload["quantity"],
+            "unit_price": product["price_cents"],
+            "total": product["price_cents"] * payload["quantity"],
+            "currency": product["currency"],
+            "status": "pending",
+            "created_at": STAMP,
+            "updated_at": STAMP,
+        }
+        return dict(self.orders[order_id])
+
+    def list_orders(self, user_id: int, query: dict[str, Any]) -> dict[str, Any]:
+        mine = [dict(o) for o in reversed(self.orders.values()) if o["user_id"] == user_id]
+        limit, offset = query["limit"], query["offset"]
+        return {"items": mine[offset : offset + limit], "limit": limit, "offset": offset}
+
+    def get_order(self, order_id: int, user_id: int, is_admin: bool) -> dict[str, Any]:
+        return dict(self._visible(order_id, user_id, is_admin))
+
+    def cancel_order(self, order_id: int, user_id: int, is_admin: bool) -> dict[str, Any]:
+        return self._move(self._visible(order_id, user_id, is_admin), "cancelled")
+
+    def set_status(self, order_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        if order_id not in self.orders:
+            raise NotFound("order not found")
+        return self._move(self.orders[order_id], payload["status"])
+
+    def handlers(self) -> dict[tuple[str, str], Callable[..., Any]]:
+        names = ("create_order", "list_orders", "get_order", "cancel_order", "set_status")
+        return {
+            ("orders", "ping"): lambda: "orders",
+            **{("orders", name): getattr(self, name) for name in names},
         }
 
 
@@ -152,6 +305,9 @@ class FakeRedis:
     def get(self, name: str) -> str | None:
         return self.data[name][0] if self._live(name) else None
 
+    def mget(self, *names: str) -> list[str | None]:
+        return [self.get(name) for name in names]
+
     def ttl(self, name: str) -> int:
         if not self._live(name):
             return -2
@@ -190,6 +346,7 @@ TEST_CONFIG = {
     "LOGIN_RATE_IP": "1000/minute",
     "LOGIN_RATE_ACCOUNT": "1000/minute",
     "REGISTER_RATE_IP": "1000/minute",
+    "API_RATE_IP": "10000/minute",
     "SSE_POLL_SECONDS": 0.01,
 }
 
@@ -200,8 +357,18 @@ def fake_users() -> FakeUsers:
 
 
 @pytest.fixture
-def fake_rpc(fake_users: FakeUsers) -> FakeRpc:
-    return FakeRpc(fake_users.handlers())
+def fake_catalog() -> FakeCatalog:
+    return FakeCatalog()
+
+
+@pytest.fixture
+def fake_orders(fake_catalog: FakeCatalog) -> FakeOrders:
+    return FakeOrders(fake_catalog)
+
+
+@pytest.fixture
+def fake_rpc(fake_users: FakeUsers, fake_catalog: FakeCatalog, fake_orders: FakeOrders) -> FakeRpc:
+    return FakeRpc({**fake_users.handlers(), **fake_catalog.handlers(), **fake_orders.handlers()})
 
 
 @pytest.fixture

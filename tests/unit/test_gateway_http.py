@@ -171,3 +171,35 @@ def test_register_is_limited_per_ip(make_app):
     response = client.post(REGISTER, json=body)
     _assert_error(response, 429, "rate_limited")
     assert "Retry-After" in response.headers
+
+
+def test_every_api_route_shares_one_budget_per_ip(make_app):
+    client = make_app(API_RATE_IP="3/minute").test_client()
+    ip = {"REMOTE_ADDR": "10.1.1.1"}
+    assert client.get("/api/products", environ_base=ip).status_code == 200
+    assert client.get("/api/openapi.json", environ_base=ip).status_code == 200
+    assert client.get("/api/orders", environ_base=ip).status_code == 401
+    for path in ("/api/products", "/api/products/1", "/api/users/me", "/api/docs"):
+        response = client.get(path, environ_base=ip)
+        _assert_error(response, 429, "rate_limited")
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+    response = _login(client, "ada@example.com", ip="10.1.1.1")
+    _assert_error(response, 429, "rate_limited")
+    assert client.get("/api/products", environ_base={"REMOTE_ADDR": "10.2.2.2"}).status_code == 200
+
+
+def test_health_and_metrics_are_outside_the_api_budget(make_app):
+    client = make_app(API_RATE_IP="1/minute").test_client()
+    assert client.get("/api/products").status_code == 200
+    assert client.get("/api/products").status_code == 429
+    for _ in range(3):
+        assert client.get("/health").status_code == 200
+        assert client.get("/metrics").status_code == 200
+
+
+def test_auth_routes_keep_their_stricter_limits_inside_the_budget(make_app):
+    client = make_app(API_RATE_IP="100/minute", LOGIN_RATE_IP="2/minute").test_client()
+    for n in range(2):
+        assert _login(client, f"user{n}@example.com").status_code == 401
+    _assert_error(_login(client, "user9@example.com"), 429, "rate_limited")
+    assert client.get("/api/products", environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 200

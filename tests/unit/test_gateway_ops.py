@@ -20,7 +20,7 @@ def test_ready_when_every_dependency_answers(client):
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ready",
-        "services": {"users": "ok", "notifications": "ok"},
+        "services": {"users": "ok", "catalog": "ok", "orders": "ok", "notifications": "ok"},
         "redis": "ok",
     }
 
@@ -34,7 +34,12 @@ def test_not_ready_when_a_service_does_not_answer(client, fake_rpc):
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "unavailable"
-    assert body["services"] == {"users": "ok", "notifications": "unavailable"}
+    assert body["services"] == {
+        "users": "ok",
+        "catalog": "ok",
+        "orders": "ok",
+        "notifications": "unavailable",
+    }
     assert body["redis"] == "ok"
 
 
@@ -109,8 +114,52 @@ def test_openapi_refs_resolve_and_errors_use_the_error_schema(client):
     assert "403" in spec["paths"]["/api/events/stream"]["get"]["responses"]
 
 
+CACHED_ROUTES = ("/api/products/{product_id}", "/api/orders/{order_id}", "/api/users/{user_id}")
+
+
+def test_openapi_documents_the_cache_header_on_cached_routes_only(client):
+    spec = client.get("/api/openapi.json").get_json()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            headers = op["responses"][next(iter(op["responses"]))].get("headers", {})
+            assert ("X-Cache" in headers) == (method == "get" and path in CACHED_ROUTES), path
+    header = spec["components"]["headers"]["XCache"]
+    assert header["schema"]["enum"] == ["HIT", "MISS"]
+
+
+def test_openapi_documents_path_ids_limits_and_admin_writes(client):
+    spec = client.get("/api/openapi.json").get_json()
+    for path, ops in spec["paths"].items():
+        for op in ops.values():
+            if path.startswith("/api/"):
+                assert "429" in op["responses"], path
+            names = {p["name"] for p in op["parameters"] if p.get("in") == "path"}
+            assert names == set(re.findall(r"{(\w+)}", path)), path
+            if names:
+                assert "404" in op["responses"], path
+    create = spec["paths"]["/api/products"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ProductCreate"
+    )
+    assert {"201", "401", "403", "422"} <= set(create["responses"])
+    listing = spec["paths"]["/api/products"]["get"]
+    assert [p["name"] for p in listing["parameters"][1:]] == ["q", "limit", "offset"]
+    assert listing["security"] == []
+    order = spec["paths"]["/api/orders/{order_id}"]
+    assert order["get"]["security"] == [{"bearerAuth": []}]
+    assert "403" in order["patch"]["responses"]
+    assert "403" not in order["get"]["responses"]
+
+
 def test_docs_page_links_the_raw_spec(client):
     response = client.get("/api/docs")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     assert 'href="/api/openapi.json"' in response.get_data(as_text=True)
+
+
+def test_openapi_operation_ids_are_unique_identifiers(client):
+    spec = client.get("/api/openapi.json").get_json()
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+_\w+", op_id) for op_id in ids), ids

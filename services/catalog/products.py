@@ -1,0 +1,173 @@
+"""Products: list, read, create, change and soft-delete; every change is a product.updated."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, cast
+
+from sqlalchemy import ColumnElement, CursorResult, Executable, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from contracts.base import Event, parse
+from contracts.catalog import (
+    FieldChange,
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ProductQuery,
+    ProductUpdated,
+)
+from mesh.errors import InvalidInput, NotFound
+from services.catalog.models import Product, utcnow
+
+ID_MAX = 2**63 - 1
+LIKE_ESCAPE = "/"
+
+
+class EventSink(Protocol):
+    def add(self, session: Session, event: Event) -> None: ...
+
+
+def is_id(value: Any) -> bool:
+    """True for a positive int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ID_MAX
+
+
+def require_id(value: Any, field: str) -> int:
+    """``value`` as an id, or InvalidInput naming ``field``."""
+    if not is_id(value):
+        raise InvalidInput("invalid input", [{"field": field, "message": "must be a positive id"}])
+    return int(value)
+
+
+def affected(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session; the number of rows it matched."""
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
+
+
+def product_out(product: Product) -> ProductOut:
+    return ProductOut.model_validate(product, from_attributes=True)
+
+
+def to_out(product: Product) -> dict[str, Any]:
+    return product_out(product).model_dump(mode="json")
+
+
+def live_product(session: Session, product_id: Any, *, lock: bool = False) -> Product:
+    """The product, unless the id is malformed, unknown or soft-deleted (NotFound)."""
+    product = session.get(Product, product_id, with_for_update=lock) if is_id(product_id) else None
+    if product is None or product.deleted_at is not None:
+        raise NotFound("product not found")
+    return product
+
+
+def escape_like(text: str) -> str:
+    """``text`` with LIKE's wildcards (and the escape character) taken literally."""
+    for char in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(char, LIKE_ESCAPE + char)
+    return text
+
+
+def _filters(request: ProductQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Product.deleted_at.is_(None)]
+    if request.q:
+        pattern = f"%{escape_like(request.q)}%"
+        where.append(
+            or_(
+                Product.name.ilike(pattern, escape=LIKE_ESCAPE),
+                Product.description.ilike(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    return where
+
+
+def list_products(sessions: sessionmaker, query: Any) -> dict[str, Any]:
+    """A page of live products ordered by id; ``q`` matches name or description, any case."""
+    request = parse(ProductQuery, {} if query is None else query)
+    where = _filters(request)
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Product).where(*where)) or 0
+        products = session.scalars(
+            select(Product)
+            .where(*where)
+            .order_by(Product.id)
+            .limit(request.limit)
+            .offset(request.offset)
+        ).all()
+    page = ProductPage(
+        items=[product_out(p) for p in products],
+        total=total,
+        limit=request.limit,
+        offset=request.offset,
+    )
+    return page.model_dump(mode="json")
+
+
+def get_product(sessions: sessionmaker, product_id: Any) -> dict[str, Any]:
+    with sessions() as session:
+        return to_out(live_product(session, product_id))
+
+
+def create_product(sessions: sessionmaker, events: EventSink, payload: Any) -> dict[str, Any]:
+    """Store a product and its ``created`` event (every field, old None) in one transaction."""
+    values = parse(ProductCreate, payload).model_dump()
+    with sessions() as session, session.begin():
+        now = utcnow()
+        product = Product(**values, created_at=now, updated_at=now)
+        session.add(product)
+        session.flush()
+        changes = {field: FieldChange(old=None, new=new) for field, new in values.items()}
+        events.add(
+            session, ProductUpdated(product_id=product.id, change="created", changes=changes)
+        )
+    return to_out(product)
+
+
+def _patch_values(patch: ProductPatch) -> dict[str, Any]:
+    """The fields the patch gives; an explicit null is refused (every column is required)."""
+    values = {field: getattr(patch, field) for field in patch.model_fields_set}
+    nulls = sorted(field for field, value in values.items() if value is None)
+    if nulls:
+        details = [{"field": field, "message": "must not be null"} for field in nulls]
+        raise InvalidInput("invalid input", details)
+    return values
+
+
+def update_product(
+    sessions: sessionmaker, events: EventSink, product_id: Any, payload: Any
+) -> dict[str, Any]:
+    """Apply a patch; only fields whose value really changes are written and announced."""
+    values = _patch_values(parse(ProductPatch, payload))
+    with sessions() as session, session.begin():
+        product = live_product(session, product_id, lock=True)
+        changes = {
+            field: FieldChange(old=getattr(product, field), new=new)
+            for field, new in values.items()
+            if getattr(product, field) != new
+        }
+        if changes:
+            for field, change in changes.items():
+                setattr(product, field, change.new)
+            product.updated_at = utcnow()
+            events.add(
+                session, ProductUpdated(product_id=product.id, change="updated", changes=changes)
+            )
+    return to_out(product)
+
+
+def delete_product(sessions: sessionmaker, events: EventSink, product_id: Any) -> None:
+    """Soft-delete once: the conditional UPDATE lets exactly one caller win."""
+    if not is_id(product_id):
+        raise NotFound("product not found")
+    with sessions() as session, session.begin():
+        now = utcnow()
+        deleted = affected(
+            session,
+            update(Product)
+            .where(Product.id == product_id, Product.deleted_at.is_(None))
+            .values(deleted_at=now, updated_at=now)
+            .execution_options(synchronize_session=False),
+        )
+        if deleted != 1:
+            raise NotFound("product not found")
+        events.add(session, ProductUpdated(product_id=product_id, change="deleted"))

@@ -1,0 +1,72 @@
+"""The catalog service: entrypoints only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.rpc import rpc
+
+from mesh.errors import MeshError
+from mesh.outbox import Outbox
+from mesh.providers import CorrelationContext
+from mesh.sql import Database
+from services.catalog import products, stock, wishlist
+from services.catalog.models import Base, outbox
+
+expected = rpc(expected_exceptions=MeshError)
+
+
+class CatalogService:
+    name = "catalog"
+
+    context = CorrelationContext()
+    db = Database("catalog", Base.metadata)
+    events = Outbox("catalog", outbox)
+
+    @rpc
+    def ping(self) -> str:
+        return self.name
+
+    @expected
+    def list_products(self, query: Any = None) -> dict[str, Any]:
+        return products.list_products(self.db, query)
+
+    @expected
+    def get_product(self, product_id: Any) -> dict[str, Any]:
+        return products.get_product(self.db, product_id)
+
+    @expected
+    def create_product(self, payload: Any) -> dict[str, Any]:
+        return products.create_product(self.db, self.events, payload)
+
+    @expected
+    def update_product(self, product_id: Any, payload: Any) -> dict[str, Any]:
+        return products.update_product(self.db, self.events, product_id, payload)
+
+    @expected
+    def delete_product(self, product_id: Any) -> None:
+        products.delete_product(self.db, self.events, product_id)
+
+    @expected
+    def wishlist_list(self, user_id: Any) -> list[dict[str, Any]]:
+        return wishlist.wishlist_list(self.db, user_id)
+
+    @expected
+    def wishlist_add(self, user_id: Any, product_id: Any) -> dict[str, Any]:
+        return wishlist.wishlist_add(self.db, user_id, product_id)
+
+    @expected
+    def wishlist_remove(self, user_id: Any, product_id: Any) -> None:
+        wishlist.wishlist_remove(self.db, user_id, product_id)
+
+    @expected
+    def wishlisted_by(self, product_id: Any) -> list[int]:
+        return wishlist.wishlisted_by(self.db, product_id)
+
+    @expected
+    def reserve_stock(self, payload: Any) -> dict[str, Any]:
+        return stock.reserve_stock(self.db, self.events, payload)
+
+    @expected
+    def release_stock(self, order_ref: Any) -> bool:
+        return stock.release_stock(self.db, self.events, order_ref)

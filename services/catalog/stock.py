@@ -1,0 +1,130 @@
+"""Stock reservations for orders: taken atomically, idempotent by order_ref, released once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from contracts.base import parse
+from contracts.catalog import FieldChange, ProductUpdated, ReserveRequest
+from contracts.catalog import Reservation as ReservationOut
+from mesh.errors import Conflict, InvalidInput, NotFound
+from services.catalog.models import Product, Reservation, utcnow
+from services.catalog.products import EventSink, affected
+
+ORDER_REF_MAX = 64
+
+
+def _out(reservation: Reservation) -> dict[str, Any]:
+    return ReservationOut.model_validate(reservation, from_attributes=True).model_dump(mode="json")
+
+
+def _stock_changed(product_id: int, old: int, new: int) -> ProductUpdated:
+    changes = {"stock": FieldChange(old=old, new=new)}
+    return ProductUpdated(product_id=product_id, change="updated", changes=changes)
+
+
+def _find(sessions: sessionmaker, order_ref: str) -> Reservation | None:
+    with sessions() as session:
+        return session.scalar(select(Reservation).where(Reservation.order_ref == order_ref))
+
+
+def _existing(reservation: Reservation, request: ReserveRequest) -> dict[str, Any]:
+    """The stored reservation, if the repeated request asks for the same stock."""
+    if (reservation.product_id, reservation.quantity) != (request.product_id, request.quantity):
+        raise Conflict("order_ref already reserved other stock")
+    return _out(reservation)
+
+
+def _take(session: Session, product_id: int, quantity: int) -> Product:
+    """Decrement stock only if enough is there; one UPDATE, so two buyers never share an item."""
+    taken = affected(
+        session,
+        update(Product)
+        .where(Product.id == product_id, Product.deleted_at.is_(None), Product.stock >= quantity)
+        .values(stock=Product.stock - quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False),
+    )
+    product = session.get(Product, product_id, populate_existing=True)
+    if product is None or product.deleted_at is not None:
+        raise NotFound("product not found")
+    if taken != 1:
+        raise Conflict("not enough stock")
+    return product
+
+
+def _reserve(sessions: sessionmaker, events: EventSink, request: ReserveRequest) -> dict[str, Any]:
+    with sessions() as session, session.begin():
+        product = _take(session, request.product_id, request.quantity)
+        reservation = Reservation(
+            order_ref=request.order_ref,
+            product_id=product.id,
+            quantity=request.quantity,
+            unit_price_cents=product.price_cents,
+            currency=product.currency,
+            created_at=utcnow(),
+        )
+        session.add(reservation)
+        session.flush()
+        old = product.stock + request.quantity
+        events.add(session, _stock_changed(product.id, old, product.stock))
+    return _out(reservation)
+
+
+def reserve_stock(sessions: sessionmaker, events: EventSink, payload: Any) -> dict[str, Any]:
+    """Take stock for one order; a repeated ``order_ref`` returns its reservation untouched."""
+    request = parse(ReserveRequest, payload)
+    existing = _find(sessions, request.order_ref)
+    if existing is not None:
+        return _existing(existing, request)
+    try:
+        return _reserve(sessions, events, request)
+    except IntegrityError:
+        # A concurrent call with the same order_ref committed first; ours rolled back.
+        existing = _find(sessions, request.order_ref)
+        if existing is None:
+            raise
+        return _existing(existing, request)
+
+
+def _check_ref(order_ref: Any) -> str:
+    if not isinstance(order_ref, str) or not 1 <= len(order_ref) <= ORDER_REF_MAX:
+        message = f"must be a string of 1 to {ORDER_REF_MAX} characters"
+        raise InvalidInput("invalid input", [{"field": "order_ref", "message": message}])
+    return order_ref
+
+
+def _give_back(session: Session, reservation: Reservation) -> int:
+    """Add the reservation's quantity back to its product; the stock afterwards."""
+    session.execute(
+        update(Product)
+        .where(Product.id == reservation.product_id)
+        .values(stock=Product.stock + reservation.quantity, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalars(select(Product.stock).where(Product.id == reservation.product_id)).one()
+
+
+def release_stock(sessions: sessionmaker, events: EventSink, order_ref: Any) -> bool:
+    """Give a reservation's stock back; True only for the one call that released it."""
+    order_ref = _check_ref(order_ref)
+    with sessions() as session, session.begin():
+        released = affected(
+            session,
+            update(Reservation)
+            .where(Reservation.order_ref == order_ref, Reservation.released_at.is_(None))
+            .values(released_at=utcnow())
+            .execution_options(synchronize_session=False),
+        )
+        if released != 1:
+            return False  # unknown, or another call released it first
+        reservation = session.scalars(
+            select(Reservation).where(Reservation.order_ref == order_ref)
+        ).one()
+        new = _give_back(session, reservation)
+        old = new - reservation.quantity
+        events.add(session, _stock_changed(reservation.product_id, old, new))
+    return True

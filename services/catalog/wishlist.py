@@ -1,0 +1,87 @@
+"""Wishlists: which live products a user keeps an eye on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from contracts.catalog import WishlistItem
+from mesh.errors import NotFound
+from services.catalog.models import Product, WishlistEntry, utcnow
+from services.catalog.products import is_id, live_product, product_out, require_id
+
+
+def _item(entry: WishlistEntry, product: Product) -> dict[str, Any]:
+    item = WishlistItem(product=product_out(product), added_at=entry.added_at)
+    return item.model_dump(mode="json")
+
+
+def _entry(session: Session, user_id: int, product_id: int) -> WishlistEntry | None:
+    return session.scalar(
+        select(WishlistEntry).where(
+            WishlistEntry.user_id == user_id, WishlistEntry.product_id == product_id
+        )
+    )
+
+
+def wishlist_list(sessions: sessionmaker, user_id: Any) -> list[dict[str, Any]]:
+    """The user's wishlist, newest first; deleted products are left out."""
+    user_id = require_id(user_id, "user_id")
+    with sessions() as session:
+        rows = session.execute(
+            select(WishlistEntry, Product)
+            .join(Product, Product.id == WishlistEntry.product_id)
+            .where(WishlistEntry.user_id == user_id, Product.deleted_at.is_(None))
+            .order_by(WishlistEntry.added_at.desc(), WishlistEntry.id.desc())
+        ).all()
+    return [_item(entry, product) for entry, product in rows]
+
+
+def _add(sessions: sessionmaker, user_id: int, product_id: Any) -> dict[str, Any]:
+    with sessions() as session, session.begin():
+        product = live_product(session, product_id)
+        entry = _entry(session, user_id, product.id)
+        if entry is None:
+            entry = WishlistEntry(user_id=user_id, product_id=product.id, added_at=utcnow())
+            session.add(entry)
+    return _item(entry, product)
+
+
+def wishlist_add(sessions: sessionmaker, user_id: Any, product_id: Any) -> dict[str, Any]:
+    """Add a live product; adding it again returns the entry already there."""
+    user_id = require_id(user_id, "user_id")
+    try:
+        return _add(sessions, user_id, product_id)
+    except IntegrityError:
+        # A concurrent add of the same pair committed first: this pass finds its entry.
+        return _add(sessions, user_id, product_id)
+
+
+def wishlist_remove(sessions: sessionmaker, user_id: Any, product_id: Any) -> None:
+    """Remove the pair if it is there; removing it again is not an error."""
+    user_id = require_id(user_id, "user_id")
+    if not is_id(product_id):
+        return
+    with sessions() as session, session.begin():
+        session.execute(
+            delete(WishlistEntry).where(
+                WishlistEntry.user_id == user_id, WishlistEntry.product_id == product_id
+            )
+        )
+
+
+def wishlisted_by(sessions: sessionmaker, product_id: Any) -> list[int]:
+    """Ids of the users with this product on their wishlist (deleted products too)."""
+    if not is_id(product_id):
+        raise NotFound("product not found")
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(WishlistEntry.user_id)
+                .where(WishlistEntry.product_id == product_id)
+                .order_by(WishlistEntry.user_id)
+            )
+        )

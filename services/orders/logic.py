@@ -1,0 +1,288 @@
+"""What the orders service does, as plain functions over its adapters."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Protocol, cast
+
+from sqlalchemy import CursorResult, Executable, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from contracts.base import Event, parse
+from contracts.catalog import Reservation, ReserveRequest
+from contracts.orders import (
+    TRANSITIONS,
+    OrderCreate,
+    OrderCreated,
+    OrderOut,
+    OrderPage,
+    OrderQuery,
+    OrderStatusChanged,
+    StatusChange,
+)
+from mesh.errors import Conflict, InvalidInput, MeshError, NotFound
+from services.orders.clients import Catalog, Users
+from services.orders.models import Order, utcnow
+
+log = logging.getLogger(__name__)
+
+ID_MAX = 2**63 - 1
+ORDER_NOT_FOUND = "order not found"
+
+
+class EventSink(Protocol):
+    def add(self, session: Session, event: Event) -> None: ...
+
+
+def is_id(value: Any) -> bool:
+    """True for a positive int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ID_MAX
+
+
+def require_id(value: Any, field: str) -> int:
+    """``value`` as an id, or InvalidInput naming ``field``."""
+    if not is_id(value):
+        raise InvalidInput("invalid input", [{"field": field, "message": "must be a positive id"}])
+    return int(value)
+
+
+def affected(session: Session, statement: Executable) -> int:
+    """Run an UPDATE in the session; the number of rows it matched."""
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
+
+
+def to_out(order: Order) -> dict[str, Any]:
+    out = OrderOut.model_validate(
+        {
+            "id": order.id,
+            "user_id": order.user_id,
+            "product_id": order.product_id,
+            "quantity": order.quantity,
+            "unit_price": order.unit_price_cents,
+            "total": order.total_cents,
+            "currency": order.currency,
+            "status": order.status,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+        }
+    )
+    return out.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- create
+
+
+def _known_user(users: Users, user_id: Any) -> int:
+    user_id = require_id(user_id, "user_id")
+    try:
+        users.get_user(user_id)
+    except NotFound:
+        raise NotFound("user not found") from None
+    return user_id
+
+
+def _release(catalog: Catalog, order_ref: str) -> None:
+    """Give the stock back; a failure is logged, never raised (release is idempotent)."""
+    try:
+        catalog.release(order_ref)
+    except Exception:
+        log.exception("stock not released", extra={"order_ref": order_ref})
+
+
+def _reserve(catalog: Catalog, request: OrderCreate, order_ref: str) -> Reservation:
+    payload = ReserveRequest(
+        product_id=request.product_id, quantity=request.quantity, order_ref=order_ref
+    ).model_dump()
+    try:
+        return Reservation.model_validate(catalog.reserve(payload))
+    except NotFound:
+        raise NotFound("product not found") from None
+    except MeshError:
+        raise  # Conflict "not enough stock": nothing was taken
+    except Exception:
+        # A lost reply or a bad answer: the stock may have been taken, so give it back.
+        _release(catalog, order_ref)
+        raise
+
+
+def _store(
+    sessions: sessionmaker, events: EventSink, user_id: int, reservation: Reservation
+) -> Order:
+    """Insert the order and its order.created event in one transaction."""
+    with sessions() as session, session.begin():
+        now = utcnow()
+        order = Order(
+            user_id=user_id,
+            product_id=reservation.product_id,
+            quantity=reservation.quantity,
+            unit_price_cents=reservation.unit_price_cents,
+            total_cents=reservation.unit_price_cents * reservation.quantity,
+            currency=reservation.currency,
+            status="pending",
+            order_ref=reservation.order_ref,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(order)
+        session.flush()
+        event = OrderCreated(
+            order_id=order.id,
+            user_id=user_id,
+            product_id=order.product_id,
+            quantity=order.quantity,
+        )
+        events.add(session, event)
+    return order
+
+
+def create_order(
+    sessions: sessionmaker,
+    events: EventSink,
+    catalog: Catalog,
+    users: Users,
+    user_id: Any,
+    payload: Any,
+) -> dict[str, Any]:
+    """Reserve the stock, then store the order; if storing fails, the stock goes back."""
+    request = parse(OrderCreate, payload)
+    user_id = _known_user(users, user_id)
+    order_ref = uuid.uuid4().hex
+    reservation = _reserve(catalog, request, order_ref)
+    try:
+        order = _store(sessions, events, user_id, reservation)
+    except Exception:
+        _release(catalog, order_ref)
+        raise
+    log.info("order created", extra={"order_id": order.id, "user_id": user_id})
+    return to_out(order)
+
+
+# ---------------------------------------------------------------- read
+
+
+def list_orders(sessions: sessionmaker, user_id: Any, query: Any) -> dict[str, Any]:
+    """A page of the user's orders, newest first."""
+    user_id = require_id(user_id, "user_id")
+    request = parse(OrderQuery, {} if query is None else query)
+    with sessions() as session:
+        orders = session.scalars(
+            select(Order)
+            .where(Order.user_id == user_id)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(request.limit)
+            .offset(request.offset)
+        ).all()
+    page = OrderPage.model_validate(
+        {"items": [to_out(o) for o in orders], "limit": request.limit, "offset": request.offset}
+    )
+    return page.model_dump(mode="json")
+
+
+def _visible(session: Session, order_id: Any, owner: int | None, *, lock: bool = False) -> Order:
+    """The order if ``owner`` is None (an admin) or owns it; otherwise NotFound, as if missing."""
+    order = session.get(Order, order_id, with_for_update=lock) if is_id(order_id) else None
+    if order is None or (owner is not None and order.user_id != owner):
+        raise NotFound(ORDER_NOT_FOUND)
+    return order
+
+
+def _owner(user_id: Any, is_admin: Any) -> int | None:
+    """Whose orders the caller may see: None for an admin (only ``True`` counts)."""
+    user_id = require_id(user_id, "user_id")
+    return None if is_admin is True else user_id
+
+
+def get_order(
+    sessions: sessionmaker, order_id: Any, user_id: Any, is_admin: Any = False
+) -> dict[str, Any]:
+    owner = _owner(user_id, is_admin)
+    with sessions() as session:
+        return to_out(_visible(session, order_id, owner))
+
+
+# ---------------------------------------------------------------- status
+
+
+def _apply(
+    sessions: sessionmaker, events: EventSink, order_id: Any, new: str, owner: int | None
+) -> Order:
+    """Move the order to ``new`` and store order.status_changed, in one transaction.
+
+    FOR UPDATE makes a concurrent transition wait on PostgreSQL and MariaDB; the
+    conditional UPDATE catches the same race on SQLite, which ignores FOR UPDATE.
+    """
+    with sessions() as session, session.begin():
+        order = _visible(session, order_id, owner, lock=True)
+        old = order.status
+        if new not in TRANSITIONS[old]:
+            raise Conflict(f"an order that is {old} cannot become {new}")
+        moved = affected(
+            session,
+            update(Order)
+            .where(Order.id == order.id, Order.status == old)
+            .values(status=new, updated_at=utcnow())
+            .execution_options(synchronize_session=False),
+        )
+        if moved != 1:
+            raise Conflict("the order changed meanwhile; try again")
+        session.refresh(order)
+        changed = {"order_id": order.id, "user_id": order.user_id}
+        event = OrderStatusChanged.model_validate({**changed, "old_status": old, "new_status": new})
+        events.add(session, event)
+    return order
+
+
+def _redrive_release(sessions: sessionmaker, catalog: Catalog, order_id: Any) -> None:
+    """A retried cancel of a cancelled order re-runs the (idempotent) release."""
+    with sessions() as session:
+        order = session.get(Order, order_id) if is_id(order_id) else None
+    if order is not None and order.status == "cancelled":
+        _release(catalog, order.order_ref)
+
+
+def _change(
+    sessions: sessionmaker,
+    events: EventSink,
+    catalog: Catalog,
+    order_id: Any,
+    new: str,
+    owner: int | None,
+) -> dict[str, Any]:
+    # The status change and its event commit first; the stock is released after.
+    # The other order (release, then commit) must hold the order's lock across an RPC
+    # to stop a concurrent transition (e.g. to "shipped") from landing between the two,
+    # which on SQLite means holding its one write lock across a network call; and a
+    # failed commit would leave stock released for a live order (an oversell). This
+    # way a failed release leaves stock held for a cancelled order (no oversell); it
+    # is logged, and a retried cancel re-runs the idempotent release before its 409.
+    try:
+        order = _apply(sessions, events, order_id, new, owner)
+    except Conflict:
+        if new == "cancelled":
+            _redrive_release(sessions, catalog, order_id)
+        raise
+    if new == "cancelled":
+        _release(catalog, order.order_ref)
+    log.info("order status changed", extra={"order_id": order.id, "status": new})
+    return to_out(order)
+
+
+def cancel_order(
+    sessions: sessionmaker,
+    events: EventSink,
+    catalog: Catalog,
+    order_id: Any,
+    user_id: Any,
+    is_admin: Any = False,
+) -> dict[str, Any]:
+    """Cancel an order its owner (or an admin) can see; its stock goes back to the catalog."""
+    return _change(sessions, events, catalog, order_id, "cancelled", _owner(user_id, is_admin))
+
+
+def set_status(
+    sessions: sessionmaker, events: EventSink, catalog: Catalog, order_id: Any, payload: Any
+) -> dict[str, Any]:
+    """The admin path: any legal transition; the gateway checks the caller is an admin."""
+    change = parse(StatusChange, payload)
+    return _change(sessions, events, catalog, order_id, change.status, None)

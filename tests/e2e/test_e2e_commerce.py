@@ -1,0 +1,238 @@
+"""Catalog, wishlists and orders through the real gateway, with their fan-out."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from tests.e2e.conftest import PASSWORD, Mesh, User
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def admin(mesh: Mesh) -> dict[str, str]:
+    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    made = mesh.run(
+        mesh.bin / "python",
+        "-m",
+        "mesh.cli",
+        "create-admin",
+        "--email",
+        email,
+        "--password",
+        PASSWORD,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    token = mesh.login(User(id=0, email=email, name="Admin"))["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def auth(mesh: Mesh, user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mesh.login(user)['access_token']}"}
+
+
+def new_product(
+    mesh: Mesh, admin: dict[str, str], stock: int = 5, price: int = 1999
+) -> dict[str, Any]:
+    body = {
+        "name": f"Lamp {uuid.uuid4().hex[:6]}",
+        "price_cents": price,
+        "currency": "EUR",
+        "stock": stock,
+    }
+    response = requests.post(mesh.url("/api/products"), json=body, headers=admin, timeout=15)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def order(
+    mesh: Mesh, headers: dict[str, str], product_id: int, quantity: int = 1
+) -> requests.Response:
+    return requests.post(
+        mesh.url("/api/orders"),
+        json={"product_id": product_id, "quantity": quantity},
+        headers=headers,
+        timeout=15,
+    )
+
+
+def product_stock(mesh: Mesh, product_id: int) -> int:
+    return int(requests.get(mesh.url(f"/api/products/{product_id}"), timeout=15).json()["stock"])
+
+
+def test_products_are_admin_written_and_cached(
+    mesh: Mesh, admin: dict[str, str], user: User
+) -> None:
+    product = new_product(mesh, admin)
+    url = mesh.url(f"/api/products/{product['id']}")
+    denied = requests.patch(url, json={"price_cents": 1}, headers=auth(mesh, user), timeout=15)
+    assert denied.status_code == 403
+    assert requests.get(url, timeout=15).headers["X-Cache"] == "MISS"
+    assert requests.get(url, timeout=15).headers["X-Cache"] == "HIT"
+    patched = requests.patch(url, json={"price_cents": 1499}, headers=admin, timeout=15)
+    assert patched.status_code == 200 and patched.json()["price_cents"] == 1499
+    fresh = requests.get(url, timeout=15)
+    assert fresh.headers["X-Cache"] == "MISS" and fresh.json()["price_cents"] == 1499
+    listed = requests.get(mesh.url("/api/products"), params={"q": product["name"]}, timeout=15)
+    assert [p["id"] for p in listed.json()["items"]] == [product["id"]]
+    assert requests.delete(url, headers=admin, timeout=15).status_code == 204
+    assert requests.get(url, timeout=15).status_code == 404
+
+
+def test_an_order_is_owner_only_and_fans_out_once(mesh: Mesh, admin: dict[str, str]) -> None:
+    alice, bob = mesh.register(), mesh.register()
+    a, b = auth(mesh, alice), auth(mesh, bob)
+    product = new_product(mesh, admin, stock=3, price=250)
+    sub = redis.Redis.from_url(mesh.redis_url).pubsub()
+    sub.subscribe("order.created")
+
+    created = order(mesh, a, product["id"], 2)
+    assert created.status_code == 201, created.text
+    placed = created.json()
+    assert (placed["status"], placed["unit_price"], placed["total"]) == ("pending", 250, 500)
+    url = mesh.url(f"/api/orders/{placed['id']}")
+    assert requests.get(url, headers=a, timeout=15).headers["X-Cache"] == "MISS"
+    assert requests.get(url, headers=a, timeout=15).headers["X-Cache"] == "HIT"
+    assert requests.get(url, headers=b, timeout=15).status_code == 404  # cached, still not Bob's
+    assert requests.get(url + "/notifications", headers=b, timeout=15).status_code == 404
+    assert product_stock(mesh, product["id"]) == 1
+
+    def order_notifications() -> list[dict[str, Any]]:
+        return list(requests.get(url + "/notifications", headers=a, timeout=15).json()["items"])
+
+    mesh.eventually(order_notifications, what="the order.created notification")
+    messages = _received(sub, 3, lambda m: m.get("order_id") == placed["id"])
+    assert len(messages) == 1
+    time.sleep(1)
+    assert [n["type"] for n in order_notifications()] == ["order.created"]
+
+
+def test_cancel_returns_stock_and_the_state_machine_holds(
+    mesh: Mesh, admin: dict[str, str]
+) -> None:
+    shopper = mesh.register()
+    headers = auth(mesh, shopper)
+    product = new_product(mesh, admin, stock=2)
+    placed = order(mesh, headers, product["id"]).json()
+    url = mesh.url(f"/api/orders/{placed['id']}")
+    requests.get(url, headers=headers, timeout=15)  # cache it
+    cancelled = requests.post(url + "/cancel", headers=headers, timeout=15)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert requests.get(url, headers=headers, timeout=15).json()["status"] == "cancelled"
+    assert product_stock(mesh, product["id"]) == 2
+    again = requests.patch(url, json={"status": "paid"}, headers=admin, timeout=15)
+    assert again.status_code == 409
+    mesh.eventually(
+        lambda: mesh.notification_count(shopper.id, "order.status_changed") == 1,
+        what="the order.status_changed notification",
+    )
+
+
+def test_two_buyers_race_for_the_last_item(mesh: Mesh, admin: dict[str, str]) -> None:
+    product = new_product(mesh, admin, stock=1)
+    buyers = [auth(mesh, mesh.register()) for _ in range(6)]
+    with ThreadPoolExecutor(len(buyers)) as pool:
+        statuses = sorted(pool.map(lambda h: order(mesh, h, product["id"]).status_code, buyers))
+    assert statuses == [201] + [409] * (len(buyers) - 1)
+    assert product_stock(mesh, product["id"]) == 0
+
+
+def test_a_price_drop_tells_the_wishlisters(mesh: Mesh, admin: dict[str, str]) -> None:
+    fan = mesh.register()
+    headers = auth(mesh, fan)
+    product = new_product(mesh, admin, price=5000)
+    wish = mesh.url(f"/api/wishlist/{product['id']}")
+    assert requests.put(wish, headers=headers, timeout=15).status_code == 200
+    assert requests.put(wish, headers=headers, timeout=15).status_code == 200  # idempotent
+    listed = requests.get(mesh.url("/api/wishlist"), headers=headers, timeout=15).json()["items"]
+    assert [item["product"]["id"] for item in listed] == [product["id"]]
+    cheaper = mesh.url(f"/api/products/{product['id']}")
+    assert requests.patch(cheaper, json={"price_cents": 3000}, headers=admin, timeout=15).ok
+    mesh.eventually(
+        lambda: mesh.notification_count(fan.id, "product.updated") == 1,
+        what="the price-drop notification",
+    )
+    assert requests.delete(wish, headers=headers, timeout=15).status_code == 204
+    assert (
+        requests.get(mesh.url("/api/wishlist"), headers=headers, timeout=15).json()["items"] == []
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"product_id": 1, "quantity": 0},
+        {"product_id": 1, "quantity": -1},
+        {"product_id": 1, "quantity": 101},
+        {"product_id": 1, "quantity": "2"},
+        {"product_id": 1, "quantity": 10**12},
+        {"product_id": "1", "quantity": 1},
+        {"product_id": -5, "quantity": 1},
+        {"quantity": 1},
+    ],
+)
+def test_bad_orders_are_refused_and_write_nothing(
+    mesh: Mesh, admin: dict[str, str], body: dict[str, Any]
+) -> None:
+    shopper = mesh.register()
+    headers = auth(mesh, shopper)
+    response = requests.post(mesh.url("/api/orders"), json=body, headers=headers, timeout=15)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_input" and response.json()["details"]
+    assert requests.get(mesh.url("/api/orders"), headers=headers, timeout=15).json()["items"] == []
+
+
+def test_unknown_product_malformed_json_and_no_stock(mesh: Mesh, admin: dict[str, str]) -> None:
+    headers = auth(mesh, mesh.register())
+    assert order(mesh, headers, 10**9).status_code == 404
+    broken = requests.post(
+        mesh.url("/api/orders"),
+        data="{nope",
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=15,
+    )
+    assert broken.status_code == 400
+    product = new_product(mesh, admin, stock=1)
+    assert order(mesh, headers, product["id"], 2).status_code == 409
+    assert product_stock(mesh, product["id"]) == 1
+
+
+def test_order_fan_out_survives_a_restart_of_notifications(
+    mesh: Mesh, admin: dict[str, str]
+) -> None:
+    shopper = mesh.register()
+    headers = auth(mesh, shopper)
+    product = new_product(mesh, admin)
+    sub = redis.Redis.from_url(mesh.redis_url).pubsub()
+    sub.subscribe("order.created")
+    mesh.supervisorctl("stop", "notifications")
+    try:
+        placed = order(mesh, headers, product["id"]).json()
+    finally:
+        mesh.supervisorctl("start", "notifications")
+        mesh.wait_running("notifications")
+    mesh.eventually(
+        lambda: mesh.notification_count(shopper.id, "order.created") == 1,
+        timeout=30,
+        what="the order.created notification after the restart",
+    )
+    assert len(_received(sub, 3, lambda m: m.get("order_id") == placed["id"])) == 1
+    time.sleep(1)
+    assert mesh.notification_count(shopper.id, "order.created") == 1
+
+
+def _received(sub: Any, seconds: float, match: Any) -> list[dict[str, Any]]:
+    found, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        message = sub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message and match(body := json.loads(message["data"])):
+            found.append(body)
+    return found

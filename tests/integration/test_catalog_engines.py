@@ -1,0 +1,141 @@
+"""The catalog on SQLite, PostgreSQL and MariaDB: the last-item race, search, wishlists."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from mesh.errors import Conflict
+from mesh.outbox import OutboxHandle
+from mesh.sql import make_sessionmaker
+from services.catalog import products, stock, wishlist
+from services.catalog.models import Base, Reservation, outbox
+from tests.conftest import require
+from tests.integration.test_sql_engines import ENGINES, reachable
+
+BUYERS = 8
+
+
+@pytest.fixture(params=["sqlite", *sorted(ENGINES)])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker]:
+    """The catalog's tables on a SQLite file, or fresh in the servers' shared "test" database."""
+    if request.param == "sqlite":
+        factory = make_sessionmaker(f"sqlite:///{tmp_path / 'catalog.db'}", Base.metadata)
+        yield factory
+        factory.kw["bind"].dispose()
+        return
+    url = ENGINES[request.param]
+    require(request.param, lambda: reachable(url))
+    factory = make_sessionmaker(url, Base.metadata)
+    engine = factory.kw["bind"]
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    yield factory
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def at_once(n: int, call: Callable[[int], Any]) -> list[Any]:
+    """Run ``call(i)`` for i < n on n threads released together; results or exceptions."""
+    start = threading.Barrier(n)
+    outcomes: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = call(i)
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes
+
+
+def product_with(sessions: sessionmaker, events: OutboxHandle, items: int) -> int:
+    payload = {"name": "Last lamp", "price_cents": 990, "stock": items}
+    return int(products.create_product(sessions, events, payload)["id"])
+
+
+def count(sessions: sessionmaker, column: Any) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count(column))) or 0)
+
+
+@pytest.fixture
+def events() -> OutboxHandle:
+    return OutboxHandle(outbox, on_commit=lambda _session: None)
+
+
+def test_only_one_buyer_gets_the_last_item(sessions: sessionmaker, events: OutboxHandle) -> None:
+    product_id = product_with(sessions, events, 1)
+    outcomes = at_once(
+        BUYERS,
+        lambda i: stock.reserve_stock(
+            sessions,
+            events,
+            {"product_id": product_id, "quantity": 1, "order_ref": f"buyer-{i:04d}"},
+        ),
+    )
+    wins = [o for o in outcomes if isinstance(o, dict)]
+    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
+    assert (len(wins), len(conflicts)) == (1, BUYERS - 1), outcomes
+    assert products.get_product(sessions, product_id)["stock"] == 0
+    assert count(sessions, Reservation.id) == 1
+    assert count(sessions, outbox.c.id) == 2  # created, then the one stock change
+
+
+def test_one_order_ref_sent_at_once_takes_stock_once(
+    sessions: sessionmaker, events: OutboxHandle
+) -> None:
+    product_id = product_with(sessions, events, 5)
+    request = {"product_id": product_id, "quantity": 2, "order_ref": "the-same-order"}
+    outcomes = at_once(BUYERS, lambda _i: stock.reserve_stock(sessions, events, request))
+    assert all(o == outcomes[0] for o in outcomes), outcomes
+    assert products.get_product(sessions, product_id)["stock"] == 3
+    assert count(sessions, Reservation.id) == 1
+    assert count(sessions, outbox.c.id) == 2
+
+
+def test_a_reservation_is_released_once_however_many_ask(
+    sessions: sessionmaker, events: OutboxHandle
+) -> None:
+    product_id = product_with(sessions, events, 1)
+    request = {"product_id": product_id, "quantity": 1, "order_ref": "release-me"}
+    stock.reserve_stock(sessions, events, request)
+    outcomes = at_once(BUYERS, lambda _i: stock.release_stock(sessions, events, "release-me"))
+    assert sorted(outcomes, key=str) == [False] * (BUYERS - 1) + [True], outcomes
+    assert products.get_product(sessions, product_id)["stock"] == 1
+
+
+def test_search_patch_delete_and_wishlist(sessions: sessionmaker, events: OutboxHandle) -> None:
+    names = ["100% Cotton shirt", "1000 cotton socks", "Desk_lamp", "Desk lamp", "a/b"]
+    ids = [product_with(sessions, events, 1) for _ in names]
+    for product_id, name in zip(ids, names, strict=True):
+        products.update_product(sessions, events, product_id, {"name": name})
+
+    def found(q: str) -> list[str]:
+        return [p["name"] for p in products.list_products(sessions, {"q": q})["items"]]
+
+    assert found("COTTON") == names[:2]
+    assert found("0%") == names[:1]
+    assert found("k_l") == ["Desk_lamp"]
+    assert found("/") == ["a/b"]
+    assert found("last") == []  # the old name, "Last lamp", is gone
+    products.delete_product(sessions, events, ids[0])
+    assert products.list_products(sessions, {"q": "cotton"})["total"] == 1
+
+    wishlist.wishlist_add(sessions, 7, ids[1])
+    wishlist.wishlist_add(sessions, 7, ids[1])
+    wishlist.wishlist_add(sessions, 8, ids[1])
+    assert [i["product"]["id"] for i in wishlist.wishlist_list(sessions, 7)] == [ids[1]]
+    assert wishlist.wishlisted_by(sessions, ids[1]) == [7, 8]

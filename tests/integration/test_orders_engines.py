@@ -1,0 +1,120 @@
+"""The orders logic on SQLite, PostgreSQL and MariaDB: concurrent transitions, history order."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from contracts.orders import OrderStatusChanged
+from mesh.errors import Conflict
+from mesh.outbox import OutboxHandle
+from mesh.sql import make_sessionmaker
+from services.orders import logic
+from services.orders.clients import Catalog, Users
+from services.orders.models import Base, outbox
+from tests.conftest import require
+from tests.integration.test_catalog_engines import at_once
+from tests.integration.test_sql_engines import ENGINES, reachable
+
+CALLERS = 8
+
+
+class CountingCatalog(Catalog):
+    """Hands out reservations and counts releases; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.released: list[str] = []
+
+    def reserve(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, "unit_price_cents": 700, "currency": "EUR"}
+
+    def release(self, order_ref: str) -> bool:
+        with self.lock:
+            first = order_ref not in self.released
+            self.released.append(order_ref)
+        return first
+
+    def get_product(self, product_id: int) -> dict[str, Any]:
+        return {"id": product_id}
+
+
+class AnyUser(Users):
+    def get_user(self, user_id: int) -> dict[str, Any]:
+        return {"id": user_id}
+
+
+@pytest.fixture(params=["sqlite", *sorted(ENGINES)])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker]:
+    """The orders tables on a SQLite file, or fresh in the servers' shared "test" database."""
+    if request.param == "sqlite":
+        factory = make_sessionmaker(f"sqlite:///{tmp_path / 'orders.db'}", Base.metadata)
+        yield factory
+        factory.kw["bind"].dispose()
+        return
+    url = ENGINES[request.param]
+    require(request.param, lambda: reachable(url))
+    factory = make_sessionmaker(url, Base.metadata)
+    engine = factory.kw["bind"]
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    yield factory
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def events() -> OutboxHandle:
+    return OutboxHandle(outbox, on_commit=lambda _session: None)
+
+
+def status_events(sessions: sessionmaker) -> int:
+    with sessions() as session:
+        query = select(func.count()).where(outbox.c.event_type == OrderStatusChanged.type)
+        return int(session.scalar(query) or 0)
+
+
+def place(sessions: sessionmaker, events: OutboxHandle, catalog: Catalog, user_id: int = 1) -> Any:
+    order = {"product_id": 3, "quantity": 2}
+    return logic.create_order(sessions, events, catalog, AnyUser(), user_id, order)
+
+
+def test_of_concurrent_transitions_exactly_one_applies(
+    sessions: sessionmaker, events: OutboxHandle
+) -> None:
+    catalog = CountingCatalog()
+    order = place(sessions, events, catalog)
+    outcomes = at_once(
+        CALLERS,
+        lambda _i: logic.set_status(sessions, events, catalog, order["id"], {"status": "paid"}),
+    )
+    assert sum(isinstance(o, dict) for o in outcomes) == 1, outcomes
+    assert sum(isinstance(o, Conflict) for o in outcomes) == CALLERS - 1, outcomes
+    assert status_events(sessions) == 1
+    assert logic.get_order(sessions, order["id"], 1)["status"] == "paid"
+
+
+def test_concurrent_cancels_release_once(sessions: sessionmaker, events: OutboxHandle) -> None:
+    catalog = CountingCatalog()
+    order = place(sessions, events, catalog)
+    outcomes = at_once(
+        CALLERS, lambda _i: logic.cancel_order(sessions, events, catalog, order["id"], 1)
+    )
+    assert sum(isinstance(o, dict) for o in outcomes) == 1, outcomes
+    assert status_events(sessions) == 1
+    assert len(set(catalog.released)) == 1
+
+
+def test_history_is_newest_first(sessions: sessionmaker, events: OutboxHandle) -> None:
+    catalog = CountingCatalog()
+    ids = [place(sessions, events, catalog)["id"] for _ in range(5)]
+    place(sessions, events, catalog, user_id=2)
+    page = logic.list_orders(sessions, 1, {"limit": 3, "offset": 1})
+    assert [o["id"] for o in page["items"]] == ids[::-1][1:4]
+    assert all(o["total"] == 1400 and o["currency"] == "EUR" for o in page["items"])

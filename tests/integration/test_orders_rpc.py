@@ -1,0 +1,120 @@
+"""Orders, catalog and users as real nameko services: RPC between them, errors, events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu import Connection, Exchange, Queue, binding
+
+from mesh import topology
+from mesh.errors import Conflict, InvalidInput, NotFound
+from mesh.rpc_pool import RpcPool
+from mesh.settings import Settings
+from tests.integration.conftest import ROOT
+from tests.integration.test_reliable_events import consumers, wait_for
+
+SERVICES = ("users", "catalog", "orders")
+EVENTS_QUEUE = "it-commerce-events"
+
+
+def events_queue() -> Queue:
+    exchanges: list[Exchange] = [topology.event_exchange(s) for s in ("catalog", "orders")]
+    return Queue(EVENTS_QUEUE, bindings=[binding(e, routing_key="#") for e in exchanges])
+
+
+@pytest.fixture
+def rpc(settings: Settings, tmp_path: Path) -> Iterator[RpcPool]:
+    """The three services in one ``nameko run`` process, and a client for them."""
+    with Connection(settings.amqp_uri) as connection:
+        channel = connection.channel()
+        for source in ("catalog", "orders"):
+            topology.event_exchange(source)(channel).declare()
+        events_queue()(channel).declare()
+    log = (tmp_path / "services.log").open("w")
+    nameko = str(Path(sys.executable).with_name("nameko"))
+    modules = [f"services.{name}.service" for name in SERVICES]
+    process = subprocess.Popen(
+        [nameko, "run", "--config", "mesh/nameko.yaml", *modules],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    client = RpcPool(settings.amqp_uri, size=2, timeout=20)
+    try:
+        for name in SERVICES:
+            wait_for(lambda n=name: consumers(settings.amqp_uri, f"rpc-{n}"), 30, name)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(20)
+        log.close()
+
+
+def published(amqp_uri: str, count: int) -> list[dict[str, Any]]:
+    """Take ``count`` events off our queue, waiting for the outbox relays."""
+    taken: list[dict[str, Any]] = []
+
+    def take() -> bool:
+        with Connection(amqp_uri) as connection:
+            queue = events_queue()(connection.channel())
+            while (message := queue.get(no_ack=True)) is not None:
+                taken.append(message.payload)
+        return len(taken) >= count
+
+    wait_for(take, 20, f"{count} events")
+    return taken
+
+
+def test_an_order_reserves_stock_and_a_cancel_gives_it_back(
+    settings: Settings, rpc: RpcPool
+) -> None:
+    user = rpc.call(
+        "users",
+        "register",
+        {"email": "buyer@example.com", "password": "correct-horse-9", "name": "Buyer"},
+    )
+    lamp = rpc.call("catalog", "create_product", {"name": "Lamp", "price_cents": 1250, "stock": 3})
+
+    order = rpc.call(
+        "orders", "create_order", user["id"], {"product_id": lamp["id"], "quantity": 2}
+    )
+    assert (order["status"], order["total"], order["currency"]) == ("pending", 2500, "EUR")
+    assert rpc.call("catalog", "get_product", lamp["id"])["stock"] == 1
+
+    with pytest.raises(Conflict, match="not enough stock"):
+        rpc.call("orders", "create_order", user["id"], {"product_id": lamp["id"], "quantity": 2})
+    with pytest.raises(NotFound, match="product not found"):
+        rpc.call("orders", "create_order", user["id"], {"product_id": 999, "quantity": 1})
+    with pytest.raises(NotFound, match="user not found"):
+        rpc.call("orders", "create_order", 999, {"product_id": lamp["id"], "quantity": 1})
+    with pytest.raises(InvalidInput) as caught:
+        rpc.call("orders", "create_order", user["id"], {"product_id": lamp["id"], "quantity": 0})
+    assert caught.value.details[0]["field"] == "quantity"
+
+    with pytest.raises(NotFound):
+        rpc.call("orders", "get_order", order["id"], user["id"] + 1)
+    cancelled = rpc.call("orders", "cancel_order", order["id"], user["id"])
+    assert cancelled["status"] == "cancelled"
+    assert rpc.call("catalog", "get_product", lamp["id"])["stock"] == 3
+    assert rpc.call("orders", "list_orders", user["id"], {})["items"] == [cancelled]
+
+    # Each service's relay publishes in commit order; the two relays interleave freely.
+    events = published(settings.amqp_uri, 5)
+    catalog = [e for e in events if e["type"] == "product.updated"]
+    assert [(e["change"], e["changes"].get("stock")) for e in catalog] == [
+        ("created", {"old": None, "new": 3}),
+        ("updated", {"old": 3, "new": 1}),
+        ("updated", {"old": 1, "new": 3}),
+    ]
+    orders = [e for e in events if e["type"] != "product.updated"]
+    assert [e["type"] for e in orders] == ["order.created", "order.status_changed"]
+    assert orders[0]["order_id"] == orders[1]["order_id"] == order["id"]
+    assert (orders[1]["old_status"], orders[1]["new_status"]) == ("pending", "cancelled")

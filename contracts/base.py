@@ -46,6 +46,21 @@ class Event(Contract):
         return {"type": self.type, **self.model_dump(mode="json")}
 
 
+ID_MAX = 2**63 - 1
+
+
+def is_id(value: Any) -> bool:
+    """True for a positive int that is not a bool and fits a BIGINT."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ID_MAX
+
+
+def require_id(value: Any, field: str) -> int:
+    """``value`` as an id, or InvalidInput naming ``field``."""
+    if not is_id(value):
+        raise InvalidInput("invalid input", [{"field": field, "message": "must be a positive id"}])
+    return int(value)
+
+
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     """Per-field details of a pydantic error, safe to show a client."""
     return [

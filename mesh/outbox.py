@@ -13,7 +13,7 @@ import logging
 import queue
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.extensions import DependencyProvider
@@ -42,6 +42,12 @@ from mesh.sql import make_sessionmaker
 log = logging.getLogger(__name__)
 
 PublishFn = Callable[[Row[Any]], None]
+
+
+class EventSink(Protocol):
+    """Where logic puts the events of a transaction (the outbox, or a fake in tests)."""
+
+    def add(self, session: Session, event: Event) -> None: ...
 
 
 def outbox_table(metadata: MetaData) -> Table:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy import CursorResult, Engine, Executable, MetaData, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from mesh.settings import get_settings
 
@@ -33,6 +33,11 @@ def make_sessionmaker(url: str, metadata: MetaData) -> sessionmaker:
     engine = make_engine(url)
     metadata.create_all(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def affected(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session; the number of rows it matched."""
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 class Base(DeclarativeBase):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import Event, parse
+from contracts.base import is_id, parse
 from contracts.catalog import (
     FieldChange,
     ProductCreate,
@@ -18,31 +18,11 @@ from contracts.catalog import (
     ProductUpdated,
 )
 from mesh.errors import InvalidInput, NotFound
+from mesh.outbox import EventSink
+from mesh.sql import affected
 from services.catalog.models import Product, utcnow
 
-ID_MAX = 2**63 - 1
 LIKE_ESCAPE = "/"
-
-
-class EventSink(Protocol):
-    def add(self, session: Session, event: Event) -> None: ...
-
-
-def is_id(value: Any) -> bool:
-    """True for a positive int that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ID_MAX
-
-
-def require_id(value: Any, field: str) -> int:
-    """``value`` as an id, or InvalidInput naming ``field``."""
-    if not is_id(value):
-        raise InvalidInput("invalid input", [{"field": field, "message": "must be a positive id"}])
-    return int(value)
-
-
-def affected(session: Session, statement: Executable) -> int:
-    """Run an UPDATE or DELETE in the session; the number of rows it matched."""
-    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 def product_out(product: Product) -> ProductOut:

@@ -12,8 +12,9 @@ from contracts.base import parse
 from contracts.catalog import FieldChange, ProductUpdated, ReserveRequest
 from contracts.catalog import Reservation as ReservationOut
 from mesh.errors import Conflict, InvalidInput, NotFound
+from mesh.outbox import EventSink
+from mesh.sql import affected
 from services.catalog.models import Product, Reservation, utcnow
-from services.catalog.products import EventSink, affected
 
 ORDER_REF_MAX = 64
 

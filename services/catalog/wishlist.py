@@ -8,10 +8,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from contracts.base import is_id, require_id
 from contracts.catalog import WishlistItem
 from mesh.errors import NotFound
 from services.catalog.models import Product, WishlistEntry, utcnow
-from services.catalog.products import is_id, live_product, product_out, require_id
+from services.catalog.products import live_product, product_out
 
 
 def _item(entry: WishlistEntry, product: Product) -> dict[str, Any]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Protocol, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Executable, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import Event, parse
+from contracts.base import is_id, parse, require_id
 from contracts.catalog import Reservation, ReserveRequest
 from contracts.orders import (
     TRANSITIONS,
@@ -21,35 +21,15 @@ from contracts.orders import (
     OrderStatusChanged,
     StatusChange,
 )
-from mesh.errors import Conflict, InvalidInput, MeshError, NotFound
+from mesh.errors import Conflict, MeshError, NotFound
+from mesh.outbox import EventSink
+from mesh.sql import affected
 from services.orders.clients import Catalog, Users
 from services.orders.models import Order, utcnow
 
 log = logging.getLogger(__name__)
 
-ID_MAX = 2**63 - 1
 ORDER_NOT_FOUND = "order not found"
-
-
-class EventSink(Protocol):
-    def add(self, session: Session, event: Event) -> None: ...
-
-
-def is_id(value: Any) -> bool:
-    """True for a positive int that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ID_MAX
-
-
-def require_id(value: Any, field: str) -> int:
-    """``value`` as an id, or InvalidInput naming ``field``."""
-    if not is_id(value):
-        raise InvalidInput("invalid input", [{"field": field, "message": "must be a positive id"}])
-    return int(value)
-
-
-def affected(session: Session, statement: Executable) -> int:
-    """Run an UPDATE in the session; the number of rows it matched."""
-    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 def to_out(order: Order) -> dict[str, Any]:

@@ -8,11 +8,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from contracts.base import Event, parse
+from contracts.base import is_id, parse
 from contracts.users import Credentials, RegisterRequest, UserOut, UserRegistered
 from mesh.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
+from mesh.outbox import EventSink
 from services.users.models import User
 from services.users.passwords import PasswordHasher
 
@@ -20,10 +21,6 @@ log = logging.getLogger(__name__)
 
 CACHE_TTL_SECONDS = 600
 BAD_CREDENTIALS = "invalid e-mail or password"
-
-
-class EventSink(Protocol):
-    def add(self, session: Session, event: Event) -> None: ...
 
 
 class Cache(Protocol):
@@ -93,7 +90,7 @@ def authenticate(sessions: sessionmaker, hasher: PasswordHasher, payload: Any) -
 
 def get_user(sessions: sessionmaker, cache: Cache, user_id: Any) -> dict[str, Any]:
     """One user by id, from the cache when it holds them (10 minutes)."""
-    if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
+    if not is_id(user_id):
         raise NotFound("user not found")
     cached = cache.get(cache_key(user_id))
     if cached:

@@ -13,32 +13,17 @@ from sqlalchemy.orm import sessionmaker
 
 from mesh.errors import Conflict
 from mesh.outbox import OutboxHandle
-from mesh.sql import make_sessionmaker
 from services.catalog import products, stock, wishlist
 from services.catalog.models import Base, Reservation, outbox
-from tests.conftest import require
-from tests.integration.test_sql_engines import ENGINES, reachable
+from tests.integration.engines import SERVERS, fresh_schema
 
 BUYERS = 8
 
 
-@pytest.fixture(params=["sqlite", *sorted(ENGINES)])
+@pytest.fixture(params=["sqlite", *sorted(SERVERS)])
 def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker]:
-    """The catalog's tables on a SQLite file, or fresh in the servers' shared "test" database."""
-    if request.param == "sqlite":
-        factory = make_sessionmaker(f"sqlite:///{tmp_path / 'catalog.db'}", Base.metadata)
+    with fresh_schema(request.param, Base.metadata, tmp_path) as factory:
         yield factory
-        factory.kw["bind"].dispose()
-        return
-    url = ENGINES[request.param]
-    require(request.param, lambda: reachable(url))
-    factory = make_sessionmaker(url, Base.metadata)
-    engine = factory.kw["bind"]
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    yield factory
-    Base.metadata.drop_all(engine)
-    engine.dispose()
 
 
 def at_once(n: int, call: Callable[[int], Any]) -> list[Any]:

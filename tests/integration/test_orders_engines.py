@@ -14,13 +14,11 @@ from sqlalchemy.orm import sessionmaker
 from contracts.orders import OrderStatusChanged
 from mesh.errors import Conflict
 from mesh.outbox import OutboxHandle
-from mesh.sql import make_sessionmaker
 from services.orders import logic
 from services.orders.clients import Catalog, Users
 from services.orders.models import Base, outbox
-from tests.conftest import require
+from tests.integration.engines import SERVERS, fresh_schema
 from tests.integration.test_catalog_engines import at_once
-from tests.integration.test_sql_engines import ENGINES, reachable
 
 CALLERS = 8
 
@@ -50,23 +48,10 @@ class AnyUser(Users):
         return {"id": user_id}
 
 
-@pytest.fixture(params=["sqlite", *sorted(ENGINES)])
+@pytest.fixture(params=["sqlite", *sorted(SERVERS)])
 def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker]:
-    """The orders tables on a SQLite file, or fresh in the servers' shared "test" database."""
-    if request.param == "sqlite":
-        factory = make_sessionmaker(f"sqlite:///{tmp_path / 'orders.db'}", Base.metadata)
+    with fresh_schema(request.param, Base.metadata, tmp_path) as factory:
         yield factory
-        factory.kw["bind"].dispose()
-        return
-    url = ENGINES[request.param]
-    require(request.param, lambda: reachable(url))
-    factory = make_sessionmaker(url, Base.metadata)
-    engine = factory.kw["bind"]
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    yield factory
-    Base.metadata.drop_all(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -2,52 +2,28 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from mesh.errors import AuthenticationFailed, Conflict
 from mesh.outbox import OutboxHandle, publish_pending
-from mesh.sql import make_sessionmaker
 from services.users import logic
 from services.users.models import Base, outbox
 from services.users.passwords import PasswordHasher
-from tests.conftest import require
+from tests.integration.engines import SERVERS, fresh_schema
 from tests.unit.fakes import FakeCache, RecordingSink
 
-ENGINES = {
-    "postgresql": os.environ.get(
-        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    ),
-    "mariadb": os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-}
 GOOD = {"email": "sql@example.com", "password": "correct-horse-9", "name": "Sql"}
 
 
-def reachable(url: str) -> bool:
-    try:
-        with create_engine(url).connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(params=sorted(ENGINES))
-def sessions(request: pytest.FixtureRequest) -> Iterator[sessionmaker]:
-    url = ENGINES[request.param]
-    require(request.param, lambda: reachable(url))
-    factory = make_sessionmaker(url, Base.metadata)
-    engine = factory.kw["bind"]
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    yield factory
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+@pytest.fixture(params=sorted(SERVERS))
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker]:
+    with fresh_schema(request.param, Base.metadata, tmp_path) as factory:
+        yield factory
 
 
 def test_register_conflict_and_login(sessions: sessionmaker) -> None:

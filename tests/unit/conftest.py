@@ -167,8 +167,14 @@ class FakeCatalog:
 
     def handlers(self) -> dict[tuple[str, str], Callable[..., Any]]:
         names = (
-            "list_products", "get_product", "create_product", "update_product",
-            "delete_product", "wishlist_list", "wishlist_add", "wishlist_remove",
+            "list_products",
+            "get_product",
+            "create_product",
+            "update_product",
+            "delete_product",
+            "wishlist_list",
+            "wishlist_add",
+            "wishlist_remove",
         )
         return {
             ("catalog", "ping"): lambda: "catalog",

@@ -122,10 +122,12 @@ def test_placing_with_malformed_json_is_400(client, ada, raw):
 
 
 def test_placing_an_unknown_product_is_404_and_too_many_is_409(client, ada, lamp):
-    _assert_error(client.post(ORDERS, json={"product_id": 9, "quantity": 1}, headers=ada),
-                  404, "not_found")
-    _assert_error(client.post(ORDERS, json={"product_id": 1, "quantity": 6}, headers=ada),
-                  409, "conflict")
+    _assert_error(
+        client.post(ORDERS, json={"product_id": 9, "quantity": 1}, headers=ada), 404, "not_found"
+    )
+    _assert_error(
+        client.post(ORDERS, json={"product_id": 1, "quantity": 6}, headers=ada), 409, "conflict"
+    )
 
 
 # ----------------------------------------------------------------- list
@@ -287,9 +289,7 @@ def test_admin_moves_the_status_and_invalidates(client, ada, admin, order, fake_
     assert after.headers["X-Cache"] == "MISS" and after.get_json()["status"] == "paid"
 
 
-def test_admin_cancel_by_status_returns_stock_and_invalidates_the_product(
-    client, admin, order
-):
+def test_admin_cancel_by_status_returns_stock_and_invalidates_the_product(client, admin, order):
     assert client.get("/api/products/1").get_json()["stock"] == 3
     client.patch(f"{ORDERS}/1", json={"status": "cancelled"}, headers=admin)
     product = client.get("/api/products/1")
@@ -297,8 +297,9 @@ def test_admin_cancel_by_status_returns_stock_and_invalidates_the_product(
 
 
 def test_status_changes_are_for_admins_only(client, ada, order, fake_rpc):
-    _assert_error(client.patch(f"{ORDERS}/1", json={"status": "paid"}, headers=ada),
-                  403, "forbidden")
+    _assert_error(
+        client.patch(f"{ORDERS}/1", json={"status": "paid"}, headers=ada), 403, "forbidden"
+    )
     _assert_error(client.patch(f"{ORDERS}/1", json={"status": "paid"}), 401, "unauthorized")
     assert _calls(fake_rpc, "set_status") == []
 
@@ -313,10 +314,12 @@ def test_bad_status_bodies_are_422(client, admin, order, fake_rpc, body):
 
 
 def test_impossible_transitions_and_unknown_orders(client, admin, order):
-    _assert_error(client.patch(f"{ORDERS}/1", json={"status": "delivered"}, headers=admin),
-                  409, "conflict")
-    _assert_error(client.patch(f"{ORDERS}/9", json={"status": "paid"}, headers=admin),
-                  404, "not_found")
+    _assert_error(
+        client.patch(f"{ORDERS}/1", json={"status": "delivered"}, headers=admin), 409, "conflict"
+    )
+    _assert_error(
+        client.patch(f"{ORDERS}/9", json={"status": "paid"}, headers=admin), 404, "not_found"
+    )
 
 
 # ----------------------------------------------------------------- the order's notifications
@@ -330,8 +333,7 @@ def test_the_owner_reads_the_orders_notifications(client, ada, order, fake_users
     assert _calls(fake_rpc, "get_notifications") == [(1,)]
 
 
-def test_another_user_gets_404_for_the_notifications(client, ada, bob, order, fake_users,
-                                                     fake_rpc):
+def test_another_user_gets_404_for_the_notifications(client, ada, bob, order, fake_users, fake_rpc):
     fake_users.order_notifications[1] = [_notification(1, 1)]
     _assert_error(client.get(f"{ORDERS}/1/notifications", headers=bob), 404, "not_found")
     client.get(f"{ORDERS}/1", headers=ada)  # now cached

@@ -57,7 +57,7 @@ def settings_config(settings: Settings) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
         "RATELIMIT_STORAGE_URI": settings.redis_url,
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        "RATELIMIT_STRATEGY": "moving-window",
+        "RATELIMIT_STRATEGY": "sliding-window-counter",
         "LOGIN_RATE_IP": settings.login_rate_ip,
         "LOGIN_RATE_ACCOUNT": settings.login_rate_account,
         "REGISTER_RATE_IP": settings.register_rate_ip,

@@ -5,9 +5,32 @@ Run: ``.venv/bin/gunicorn -c gateway/gunicorn_conf.py "gateway.app:create_app()"
 
 from __future__ import annotations
 
+import os
+import shutil
+from typing import Any
+
 from mesh.settings import get_settings
 
 _settings = get_settings()
+
+# Several workers share one set of Prometheus metrics through files in this folder; it must
+# be in the environment before any worker imports prometheus_client.
+_metrics_dir = _settings.mesh_var_dir.resolve() / "run" / "prometheus"
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_metrics_dir))
+
+
+def on_starting(server: Any) -> None:
+    """Start from empty metric files: counters begin at zero with the gateway."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 bind = f"{_settings.gateway_host}:{_settings.gateway_port}"
 worker_class = "gthread"
@@ -28,7 +51,11 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "mesh.logging.JsonFormatter"}},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
     },
     "root": {"level": _settings.log_level.upper(), "handlers": ["stderr"]},
     "loggers": {

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 
 UNMATCHED = "<unmatched>"
 
@@ -45,4 +46,14 @@ def init_metrics(app: Flask) -> CollectorRegistry:
             latency.labels(request.method, endpoint).observe(time.perf_counter() - started)
         return response
 
+    return registry
+
+
+def exposed_registry(app_registry: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics shows: under several gunicorn workers (PROMETHEUS_MULTIPROC_DIR set),
+    the sum over every worker; otherwise this app's own registry."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return app_registry
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
     return registry

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -89,10 +89,14 @@ def publish_pending(
     """Publish unpublished rows oldest first; return how many were published.
 
     A row whose publish fails keeps its place and records the error; the pass stops
-    there so that events leave in commit order.
+    there so that events leave in commit order. Where the engine has row locks, rows are
+    claimed with FOR UPDATE SKIP LOCKED for the whole pass, so relays in several processes
+    never publish the same row. SQLite locks the whole file for a writer, and its busy wait
+    blocks the eventlet hub: there, no lock is held while publishing, and the marks are
+    written afterwards in a short transaction of their own.
     """
-    done = 0
     with sessions() as session, session.begin():
+        row_locks = session.get_bind().dialect.name != "sqlite"
         rows = session.execute(
             select(table)
             .where(table.c.published_at.is_(None))
@@ -100,20 +104,37 @@ def publish_pending(
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
-        for row in rows:
-            try:
-                publish(row)
-            except Exception as exc:
-                log.warning(
-                    "outbox publish failed", extra={"event_id": row.event_id, "error": repr(exc)}
-                )
-                _mark(
-                    session, table, row.id, attempts=row.attempts + 1, last_error=repr(exc)[:2000]
-                )
-                break
-            _mark(session, table, row.id, published_at=datetime.now(UTC), attempts=row.attempts + 1)
-            done += 1
-    return done
+        if row_locks:
+            return _publish_and_mark(session, table, rows, publish)
+    with sessions() as session, session.begin():
+        return _publish_and_mark(session, table, rows, publish)
+
+
+def _publish_and_mark(
+    session: Session, table: Table, rows: Sequence[Row[Any]], publish: PublishFn
+) -> int:
+    """Publish in order, stopping at the first failure; then write every mark at once."""
+    published: list[Row[Any]] = []
+    failure: tuple[Row[Any], Exception] | None = None
+    for row in rows:
+        try:
+            publish(row)
+        except Exception as exc:
+            log.warning(
+                "outbox publish failed", extra={"event_id": row.event_id, "error": repr(exc)}
+            )
+            failure = (row, exc)
+            break
+        published.append(row)
+    now = datetime.now(UTC)
+    for row in published:
+        _mark(session, table, row.id, published_at=now, attempts=row.attempts + 1)
+    if failure is not None:
+        failed, error = failure
+        _mark(
+            session, table, failed.id, attempts=failed.attempts + 1, last_error=repr(error)[:2000]
+        )
+    return len(published)
 
 
 def _mark(session: Session, table: Table, row_id: int, **values: Any) -> None:

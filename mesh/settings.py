@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
-    gateway_workers: int = Field(1, ge=1)
+    gateway_workers: int = Field(2, ge=1)
     gateway_threads: int = Field(8, ge=1)
     rpc_timeout: float = Field(5.0, gt=0)
     rpc_pool_size: int = Field(8, ge=1)

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.deps import Deps, deps
+from gateway.metrics import exposed_registry
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -55,4 +56,6 @@ def ready() -> tuple[dict[str, Any], int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(deps().metrics), content_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(exposed_registry(deps().metrics)), content_type=CONTENT_TYPE_LATEST
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -12,7 +13,9 @@ class Catalog(Protocol):
 
 
 class Users(Protocol):
-    def get_user(self, user_id: int) -> dict[str, Any]: ...
+    def confirm_later(self, user_id: int) -> Callable[[], None]:
+        """Start checking that the user exists; calling the result raises NotFound if not."""
+        ...
 
 
 class CatalogRpc:
@@ -29,3 +32,18 @@ class CatalogRpc:
 
     def get_product(self, product_id: int) -> dict[str, Any]:
         return dict(self.proxy.get_product(product_id))
+
+
+class UsersRpc:
+    """The users service through a nameko RPC proxy; the check runs while the caller works on."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+
+    def confirm_later(self, user_id: int) -> Callable[[], None]:
+        reply = self.proxy.get_user.call_async(user_id)
+
+        def confirm() -> None:
+            reply.result()  # raises the service's NotFound
+
+        return confirm

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -53,13 +54,11 @@ def to_out(order: Order) -> dict[str, Any]:
 # ---------------------------------------------------------------- create
 
 
-def _known_user(users: Users, user_id: Any) -> int:
-    user_id = require_id(user_id, "user_id")
+def _confirm(confirm_user: Callable[[], None]) -> None:
     try:
-        users.get_user(user_id)
+        confirm_user()
     except NotFound:
         raise NotFound("user not found") from None
-    return user_id
 
 
 def _release(catalog: Catalog, order_ref: str) -> None:
@@ -124,12 +123,18 @@ def create_order(
     user_id: Any,
     payload: Any,
 ) -> dict[str, Any]:
-    """Reserve the stock, then store the order; if storing fails, the stock goes back."""
+    """Reserve the stock, then store the order; if that fails, the stock goes back.
+
+    The user check runs while the stock is reserved (one RPC hop less on the way), so an
+    unknown user costs a reservation that is given back at once.
+    """
     request = parse(OrderCreate, payload)
-    user_id = _known_user(users, user_id)
+    user_id = require_id(user_id, "user_id")
+    confirm_user = users.confirm_later(user_id)
     order_ref = uuid.uuid4().hex
     reservation = _reserve(catalog, request, order_ref)
     try:
+        _confirm(confirm_user)
         order = _store(sessions, events, user_id, reservation)
     except Exception:
         _release(catalog, order_ref)

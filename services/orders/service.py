@@ -11,7 +11,7 @@ from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
 from mesh.sql import Database
 from services.orders import logic
-from services.orders.clients import CatalogRpc
+from services.orders.clients import CatalogRpc, UsersRpc
 from services.orders.models import Base, outbox
 
 expected = rpc(expected_exceptions=MeshError)
@@ -33,7 +33,7 @@ class OrdersService:
     @expected
     def create_order(self, user_id: Any, payload: Any) -> dict[str, Any]:
         return logic.create_order(
-            self.db, self.events, CatalogRpc(self.catalog), self.users, user_id, payload
+            self.db, self.events, CatalogRpc(self.catalog), UsersRpc(self.users), user_id, payload
         )
 
     @expected

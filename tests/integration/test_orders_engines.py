@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,8 @@ class CountingCatalog(Catalog):
 
 
 class AnyUser(Users):
-    def get_user(self, user_id: int) -> dict[str, Any]:
-        return {"id": user_id}
+    def confirm_later(self, user_id: int) -> Callable[[], None]:
+        return lambda: None
 
 
 @pytest.fixture(params=["sqlite", *sorted(SERVERS)])

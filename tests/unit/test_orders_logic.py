@@ -77,11 +77,15 @@ class FakeUsers(Users):
         self.user_ids = set(user_ids)
         self.calls = 0
 
-    def get_user(self, user_id: int) -> dict[str, Any]:
+    def confirm_later(self, user_id: int) -> Callable[[], None]:
         self.calls += 1
-        if user_id not in self.user_ids:
-            raise NotFound(f"user {user_id} not found")
-        return {"id": user_id}
+        known = user_id in self.user_ids
+
+        def confirm() -> None:
+            if not known:
+                raise NotFound(f"user {user_id} not found")
+
+        return confirm
 
 
 class BrokenSink(RecordingSink):
@@ -174,10 +178,10 @@ def test_no_stock_is_a_conflict_and_stores_nothing(sessions, catalog, buy, sink)
     assert catalog.stock() == 5
 
 
-def test_unknown_user_is_not_found_before_any_stock_is_taken(sessions, catalog, buy) -> None:
+def test_unknown_user_is_not_found_and_its_stock_goes_back(sessions, catalog, buy) -> None:
     with pytest.raises(NotFound, match="user not found"):
         buy(user_id=99)
-    assert catalog.reservations == {} and stored(sessions) == []
+    assert stored(sessions) == [] and catalog.stock() == 5
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 101, "2", 1e9, 2.0, None, True])

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Sequence
 from urllib.parse import urlparse
 
@@ -130,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # nameko imports eventlet, which warns on import; the CLI never runs eventlet.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     args = build_parser().parse_args(argv)
     settings = get_settings()
     commands: dict[str, Callable[[], int]] = {

@@ -8,6 +8,8 @@ each order) and cached (second read), and the same read as a bare RPC loop; then
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import threading
 import time
 import uuid
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -95,12 +98,23 @@ def prepare(settings: Settings, base: str) -> tuple[dict[str, str], int, int]:
     return login(base, shopper), int(registered.json()["id"]), int(product.json()["id"])
 
 
-def checked(response: requests.Response, status: int) -> requests.Response:
-    if response.status_code != status:
-        raise RuntimeError(
-            f"{response.request.method} {response.url}: {response.status_code} {response.text}"
-        )
-    return response
+class Client:
+    """One keep-alive HTTP connection: far lighter than requests, so that the load generator,
+    which shares the machine's two cores with the mesh, takes as little CPU as it can."""
+
+    def __init__(self, base: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(base)
+        self.connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+        self.headers = {**headers, "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, status: int, body: Any = None) -> Any:
+        data = json.dumps(body) if body is not None else None
+        self.connection.request(method, path, body=data, headers=self.headers)
+        response = self.connection.getresponse()
+        payload = response.read()
+        if response.status != status:
+            raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
+        return json.loads(payload)
 
 
 def main() -> None:
@@ -113,24 +127,22 @@ def main() -> None:
     headers, user_id, product_id = prepare(settings, base)
     order_ids: list[int] = []
 
-    def post(session: requests.Session, _: Any) -> None:
-        body = {"product_id": product_id, "quantity": 1}
-        response = checked(session.post(f"{base}/api/orders", json=body, headers=headers), 201)
-        order_ids.append(int(response.json()["id"]))
+    def client() -> Client:
+        return Client(base, headers)
 
-    def get(session: requests.Session, order_id: int) -> None:
-        checked(session.get(f"{base}/api/orders/{order_id}", headers=headers), 200)
+    def post(http: Client, _: Any) -> None:
+        body = {"product_id": product_id, "quantity": 1}
+        order_ids.append(int(http.call("POST", "/api/orders", 201, body)["id"]))
+
+    def get(http: Client, order_id: int) -> None:
+        http.call("GET", f"/api/orders/{order_id}", 200)
 
     results = [
-        run_clients(
-            "POST /api/orders", args.clients, list(range(args.orders)), post, requests.Session
-        )
+        run_clients("POST /api/orders", args.clients, list(range(args.orders)), post, client)
     ]
+    results.append(run_clients("GET /api/orders/{id} (cold)", args.clients, order_ids, get, client))
     results.append(
-        run_clients("GET /api/orders/{id} (cold)", args.clients, order_ids, get, requests.Session)
-    )
-    results.append(
-        run_clients("GET /api/orders/{id} (cached)", args.clients, order_ids, get, requests.Session)
+        run_clients("GET /api/orders/{id} (cached)", args.clients, order_ids, get, client)
     )
 
     proxies: list[Any] = []

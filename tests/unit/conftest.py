@@ -17,6 +17,7 @@ from gateway.app import create_app
 from mesh.context import get_correlation_id
 from mesh.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from mesh.rpc_pool import RpcClient
+from tests.unit.gateway_helpers import bearer
 
 PASSWORD = "correct horse battery"
 STAMP = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat()
@@ -434,10 +435,6 @@ def login(
         return response.get_json()
 
     return do
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

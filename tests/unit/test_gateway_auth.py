@@ -9,12 +9,9 @@ from datetime import timedelta
 from flask_jwt_extended import create_access_token, decode_token
 
 from gateway.auth import FAMILY_REVOKED_KEY, REVOKED_KEY, USED_KEY
+from tests.unit.gateway_helpers import bearer
 
 PASSWORD = "correct horse battery"
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # ----------------------------------------------------------------- register
@@ -107,7 +104,7 @@ def test_login_missing_fields_is_422(client):
 
 def test_refresh_rotates_the_pair_in_the_same_family(client, login, app, fake_redis):
     pair = login()
-    response = client.post("/api/auth/refresh", headers=_bearer(pair["refresh_token"]))
+    response = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"]))
     assert response.status_code == 200
     new = response.get_json()
     assert new["refresh_token"] != pair["refresh_token"]
@@ -117,42 +114,42 @@ def test_refresh_rotates_the_pair_in_the_same_family(client, login, app, fake_re
     assert new_claims["fam"] == old_claims["fam"]
     assert fake_redis.get(USED_KEY.format(jti=old_claims["jti"])) == "1"
     assert 0 < fake_redis.ttl(USED_KEY.format(jti=old_claims["jti"])) <= 14 * 24 * 3600
-    assert client.get("/api/users/me", headers=_bearer(new["access_token"])).status_code == 200
+    assert client.get("/api/users/me", headers=bearer(new["access_token"])).status_code == 200
 
 
 def test_reused_refresh_token_is_401_and_revokes_the_whole_family(client, login, app, fake_redis):
     pair = login()
-    rotated = client.post("/api/auth/refresh", headers=_bearer(pair["refresh_token"])).get_json()
+    rotated = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"])).get_json()
 
-    replay = client.post("/api/auth/refresh", headers=_bearer(pair["refresh_token"]))
+    replay = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"]))
 
     assert replay.status_code == 401
     with app.app_context():
         family = decode_token(pair["refresh_token"])["fam"]
     assert fake_redis.exists(FAMILY_REVOKED_KEY.format(fam=family)) == 1
     for token in (rotated["access_token"], pair["access_token"]):
-        assert client.get("/api/users/me", headers=_bearer(token)).status_code == 401
-    again = client.post("/api/auth/refresh", headers=_bearer(rotated["refresh_token"]))
+        assert client.get("/api/users/me", headers=bearer(token)).status_code == 401
+    again = client.post("/api/auth/refresh", headers=bearer(rotated["refresh_token"]))
     assert again.status_code == 401
 
 
 def test_another_login_is_not_revoked_by_a_replay(client, login):
     victim = login()
     other = login()
-    client.post("/api/auth/refresh", headers=_bearer(victim["refresh_token"]))
-    client.post("/api/auth/refresh", headers=_bearer(victim["refresh_token"]))
-    assert client.get("/api/users/me", headers=_bearer(other["access_token"])).status_code == 200
+    client.post("/api/auth/refresh", headers=bearer(victim["refresh_token"]))
+    client.post("/api/auth/refresh", headers=bearer(victim["refresh_token"]))
+    assert client.get("/api/users/me", headers=bearer(other["access_token"])).status_code == 200
 
 
 def test_refresh_refuses_an_access_token(client, login):
     pair = login()
-    response = client.post("/api/auth/refresh", headers=_bearer(pair["access_token"]))
+    response = client.post("/api/auth/refresh", headers=bearer(pair["access_token"]))
     assert response.status_code == 401
 
 
 def test_access_refuses_a_refresh_token(client, login):
     pair = login()
-    response = client.get("/api/users/me", headers=_bearer(pair["refresh_token"]))
+    response = client.get("/api/users/me", headers=bearer(pair["refresh_token"]))
     assert response.status_code == 401
 
 
@@ -165,7 +162,7 @@ def test_refresh_when_the_service_is_down_does_not_burn_the_token(client, login,
     def down(_user_id):
         raise Unavailable("service users did not answer")
 
-    refresh = _bearer(pair["refresh_token"])
+    refresh = bearer(pair["refresh_token"])
     fake_rpc.handlers[("users", "get_user")] = down
     assert client.post("/api/auth/refresh", headers=refresh).status_code == 503
     fake_rpc.handlers[("users", "get_user")] = handler
@@ -177,15 +174,15 @@ def test_refresh_when_the_service_is_down_does_not_burn_the_token(client, login,
 
 def test_logout_revokes_the_access_and_the_refresh_token(client, login, app, fake_redis):
     pair = login()
-    response = client.post("/api/auth/logout", headers=_bearer(pair["access_token"]))
+    response = client.post("/api/auth/logout", headers=bearer(pair["access_token"]))
     assert response.status_code == 204
     with app.app_context():
         jti = decode_token(pair["access_token"])["jti"]
     assert fake_redis.exists(REVOKED_KEY.format(jti=jti)) == 1
-    me = client.get("/api/users/me", headers=_bearer(pair["access_token"]))
+    me = client.get("/api/users/me", headers=bearer(pair["access_token"]))
     assert me.status_code == 401
     assert me.get_json() == {"error": "unauthorized", "message": "token has been revoked"}
-    refresh = client.post("/api/auth/refresh", headers=_bearer(pair["refresh_token"]))
+    refresh = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"]))
     assert refresh.status_code == 401
 
 
@@ -212,7 +209,7 @@ def test_tampered_token_is_401(client, login):
     token = login(admin=False)["access_token"]
     header, _, signature = token.split(".")
     claims = _claims(token) | {"adm": True, "sub": "2"}
-    response = client.get("/api/users/me", headers=_bearer(f"{header}.{_b64(claims)}.{signature}"))
+    response = client.get("/api/users/me", headers=bearer(f"{header}.{_b64(claims)}.{signature}"))
     assert response.status_code == 401
     assert response.get_json()["message"] == "invalid token"
 
@@ -220,9 +217,9 @@ def test_tampered_token_is_401(client, login):
 def test_alg_none_token_is_401(client, login):
     claims = _claims(login()["access_token"]) | {"adm": True}
     token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
-    response = client.get("/api/users/me", headers=_bearer(token))
+    response = client.get("/api/users/me", headers=bearer(token))
     assert response.status_code == 401
-    response = client.get("/api/users/me", headers=_bearer(token.rstrip(".")))
+    response = client.get("/api/users/me", headers=bearer(token.rstrip(".")))
     assert response.status_code == 401
 
 
@@ -231,7 +228,7 @@ def test_token_signed_with_another_secret_is_401(client, login):
 
     claims = _claims(login()["access_token"])
     forged = jwt.encode(claims, "another-secret-of-at-least-32-bytes!!", algorithm="HS256")
-    assert client.get("/api/users/me", headers=_bearer(forged)).status_code == 401
+    assert client.get("/api/users/me", headers=bearer(forged)).status_code == 401
 
 
 def test_expired_token_is_401(client, login, app):
@@ -240,7 +237,7 @@ def test_expired_token_is_401(client, login, app):
         token = create_access_token(
             "1", expires_delta=timedelta(seconds=-5), additional_claims={"fam": "f", "adm": False}
         )
-    response = client.get("/api/users/me", headers=_bearer(token))
+    response = client.get("/api/users/me", headers=bearer(token))
     assert response.status_code == 401
     assert response.get_json()["message"] == "token has expired"
 

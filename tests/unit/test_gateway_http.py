@@ -8,18 +8,10 @@ import pytest
 from nameko.exceptions import RemoteError
 
 from mesh.errors import Unavailable
+from tests.unit.gateway_helpers import assert_error
 
 PASSWORD = "correct horse battery"
 REGISTER = "/api/auth/register"
-
-
-def _assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return body
 
 
 # ----------------------------------------------------------------- bodies
@@ -28,28 +20,28 @@ def _assert_error(response, status: int, code: str) -> dict:
 @pytest.mark.parametrize("raw", ['{"email": ', "[1, 2]", '"text"', "null", ""])
 def test_malformed_or_non_object_json_is_400(client, raw):
     response = client.post(REGISTER, data=raw, content_type="application/json")
-    _assert_error(response, 400, "bad_request")
+    assert_error(response, 400, "bad_request")
 
 
 def test_non_json_content_type_is_415(client):
     response = client.post(REGISTER, data="email=a@b.c", content_type="text/plain")
-    _assert_error(response, 415, "unsupported_media_type")
+    assert_error(response, 415, "unsupported_media_type")
 
 
 def test_body_over_the_limit_is_413(make_app):
     app = make_app(MAX_CONTENT_LENGTH=2048)
     body = json.dumps({"email": "a@example.com", "password": "x" * 4096, "name": "A"})
     response = app.test_client().post(REGISTER, data=body, content_type="application/json")
-    _assert_error(response, 413, "payload_too_large")
+    assert_error(response, 413, "payload_too_large")
 
 
 def test_unknown_route_is_404_json(client):
-    _assert_error(client.get("/api/nothing-here"), 404, "not_found")
+    assert_error(client.get("/api/nothing-here"), 404, "not_found")
 
 
 def test_wrong_method_is_405_json_with_allow(client):
     response = client.get("/api/auth/login")
-    _assert_error(response, 405, "method_not_allowed")
+    assert_error(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
 
 
@@ -63,7 +55,7 @@ def test_unavailable_service_is_503(client, fake_rpc):
     fake_rpc.handlers[("users", "register")] = down
     body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
     response = client.post(REGISTER, json=body)
-    assert _assert_error(response, 503, "unavailable")["message"] == "service users did not answer"
+    assert assert_error(response, 503, "unavailable")["message"] == "service users did not answer"
 
 
 def test_unexpected_remote_error_is_500_without_a_traceback(client, fake_rpc):
@@ -73,7 +65,7 @@ def test_unexpected_remote_error_is_500_without_a_traceback(client, fake_rpc):
     fake_rpc.handlers[("users", "register")] = broken
     body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
     response = client.post(REGISTER, json=body)
-    data = _assert_error(response, 500, "internal_error")
+    data = assert_error(response, 500, "internal_error")
     assert "Zero" not in response.get_data(as_text=True)
     assert data == {"error": "internal_error", "message": "internal error"}
 
@@ -85,14 +77,14 @@ def test_local_bug_is_500_without_a_traceback(client, fake_rpc):
     fake_rpc.handlers[("users", "register")] = buggy
     body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
     response = client.post(REGISTER, json=body)
-    _assert_error(response, 500, "internal_error")
+    assert_error(response, 500, "internal_error")
     assert "secret" not in response.get_data(as_text=True)
 
 
 def test_answer_breaking_its_contract_is_500(client, fake_rpc):
     fake_rpc.handlers[("users", "register")] = lambda _payload: {"id": "not a number"}
     body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
-    _assert_error(client.post(REGISTER, json=body), 500, "internal_error")
+    assert_error(client.post(REGISTER, json=body), 500, "internal_error")
 
 
 def test_redis_down_while_checking_a_token_is_503(client, login, fake_redis, monkeypatch):
@@ -105,7 +97,7 @@ def test_redis_down_while_checking_a_token_is_503(client, login, fake_redis, mon
 
     monkeypatch.setattr(fake_redis, "exists", down)
     response = client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
-    _assert_error(response, 503, "unavailable")
+    assert_error(response, 503, "unavailable")
 
 
 # ----------------------------------------------------------------- correlation id
@@ -147,7 +139,7 @@ def test_login_is_limited_per_account_with_retry_after(make_app):
     assert _login(client, "ada@example.com", ip="10.0.0.1").status_code == 401
     assert _login(client, "ADA@example.com", ip="10.0.0.2").status_code == 401
     response = _login(client, "ada@example.com ", ip="10.0.0.3")
-    _assert_error(response, 429, "rate_limited")
+    assert_error(response, 429, "rate_limited")
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert _login(client, "bob@example.com", ip="10.0.0.4").status_code == 401
 
@@ -157,7 +149,7 @@ def test_login_is_limited_per_ip(make_app):
     for n in range(3):
         assert _login(client, f"user{n}@example.com").status_code == 401
     response = _login(client, "user9@example.com")
-    _assert_error(response, 429, "rate_limited")
+    assert_error(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) >= 1
     assert _login(client, "user9@example.com", ip="10.9.9.9").status_code == 401
 
@@ -169,7 +161,7 @@ def test_register_is_limited_per_ip(make_app):
         assert client.post(REGISTER, json=body).status_code == 201
     body = {"email": "u9@example.com", "password": PASSWORD, "name": "U"}
     response = client.post(REGISTER, json=body)
-    _assert_error(response, 429, "rate_limited")
+    assert_error(response, 429, "rate_limited")
     assert "Retry-After" in response.headers
 
 
@@ -181,10 +173,10 @@ def test_every_api_route_shares_one_budget_per_ip(make_app):
     assert client.get("/api/orders", environ_base=ip).status_code == 401
     for path in ("/api/products", "/api/products/1", "/api/users/me", "/api/docs"):
         response = client.get(path, environ_base=ip)
-        _assert_error(response, 429, "rate_limited")
+        assert_error(response, 429, "rate_limited")
         assert 1 <= int(response.headers["Retry-After"]) <= 60
     response = _login(client, "ada@example.com", ip="10.1.1.1")
-    _assert_error(response, 429, "rate_limited")
+    assert_error(response, 429, "rate_limited")
     assert client.get("/api/products", environ_base={"REMOTE_ADDR": "10.2.2.2"}).status_code == 200
 
 
@@ -201,5 +193,5 @@ def test_auth_routes_keep_their_stricter_limits_inside_the_budget(make_app):
     client = make_app(API_RATE_IP="100/minute", LOGIN_RATE_IP="2/minute").test_client()
     for n in range(2):
         assert _login(client, f"user{n}@example.com").status_code == 401
-    _assert_error(_login(client, "user9@example.com"), 429, "rate_limited")
+    assert_error(_login(client, "user9@example.com"), 429, "rate_limited")
     assert client.get("/api/products", environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 200

@@ -5,23 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.gateway_helpers import assert_error, bearer, calls
+
 ORDERS = "/api/orders"
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _calls(fake_rpc, method: str) -> list[tuple]:
-    return [call[2] for call in fake_rpc.calls if call[1] == method]
-
-
-def _assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["error"] == code and body["message"]
-    return body
 
 
 def _notification(n: int, order_id: int, user_id: int = 1) -> dict:
@@ -38,17 +24,17 @@ def _notification(n: int, order_id: int, user_id: int = 1) -> dict:
 
 @pytest.fixture
 def ada(login) -> dict[str, str]:
-    return _bearer(login("ada@example.com")["access_token"])  # user 1
+    return bearer(login("ada@example.com")["access_token"])  # user 1
 
 
 @pytest.fixture
 def bob(login, ada) -> dict[str, str]:
-    return _bearer(login("bob@example.com")["access_token"])  # user 2
+    return bearer(login("bob@example.com")["access_token"])  # user 2
 
 
 @pytest.fixture
 def admin(login, bob) -> dict[str, str]:
-    return _bearer(login("root@example.com", admin=True)["access_token"])  # user 3
+    return bearer(login("root@example.com", admin=True)["access_token"])  # user 3
 
 
 @pytest.fixture
@@ -70,7 +56,7 @@ def order(client, ada, lamp) -> dict:
 def test_placing_an_order_is_201_for_the_token_identity(order, fake_rpc):
     assert order["user_id"] == 1 and order["quantity"] == 2 and order["total"] == 2000
     assert order["status"] == "pending"
-    assert _calls(fake_rpc, "create_order") == [(1, {"product_id": 1, "quantity": 2})]
+    assert calls(fake_rpc, "create_order") == [(1, {"product_id": 1, "quantity": 2})]
 
 
 def test_placing_sets_location(client, ada, lamp):
@@ -87,8 +73,8 @@ def test_placing_invalidates_the_products_cached_stock(client, ada, lamp):
 
 
 def test_placing_needs_a_token(client, lamp, fake_rpc):
-    _assert_error(client.post(ORDERS, json={"product_id": 1, "quantity": 1}), 401, "unauthorized")
-    assert _calls(fake_rpc, "create_order") == []
+    assert_error(client.post(ORDERS, json={"product_id": 1, "quantity": 1}), 401, "unauthorized")
+    assert calls(fake_rpc, "create_order") == []
 
 
 @pytest.mark.parametrize(
@@ -110,22 +96,22 @@ def test_placing_needs_a_token(client, lamp, fake_rpc):
     ],
 )
 def test_placing_with_bad_fields_is_422(client, ada, lamp, fake_rpc, body, fields):
-    details = _assert_error(client.post(ORDERS, json=body, headers=ada), 422, "invalid_input")
+    details = assert_error(client.post(ORDERS, json=body, headers=ada), 422, "invalid_input")
     assert {d["field"] for d in details["details"]} == fields
-    assert _calls(fake_rpc, "create_order") == []
+    assert calls(fake_rpc, "create_order") == []
 
 
 @pytest.mark.parametrize("raw", ['{"product_id": 1,', "[]", "7", "null"])
 def test_placing_with_malformed_json_is_400(client, ada, raw):
     response = client.post(ORDERS, data=raw, content_type="application/json", headers=ada)
-    _assert_error(response, 400, "bad_request")
+    assert_error(response, 400, "bad_request")
 
 
 def test_placing_an_unknown_product_is_404_and_too_many_is_409(client, ada, lamp):
-    _assert_error(
+    assert_error(
         client.post(ORDERS, json={"product_id": 9, "quantity": 1}, headers=ada), 404, "not_found"
     )
-    _assert_error(
+    assert_error(
         client.post(ORDERS, json={"product_id": 1, "quantity": 6}, headers=ada), 409, "conflict"
     )
 
@@ -139,12 +125,12 @@ def test_listing_shows_my_orders_newest_first(client, ada, bob, lamp, fake_rpc):
     page = client.get(ORDERS, headers=ada).get_json()
     assert [o["id"] for o in page["items"]] == [3, 1]
     assert (page["limit"], page["offset"]) == (20, 0)
-    assert _calls(fake_rpc, "list_orders") == [(1, {"limit": 20, "offset": 0})]
+    assert calls(fake_rpc, "list_orders") == [(1, {"limit": 20, "offset": 0})]
 
 
 def test_listing_passes_paging(client, ada, fake_rpc):
     assert client.get(f"{ORDERS}?limit=100&offset=5", headers=ada).status_code == 200
-    assert _calls(fake_rpc, "list_orders") == [(1, {"limit": 100, "offset": 5})]
+    assert calls(fake_rpc, "list_orders") == [(1, {"limit": 100, "offset": 5})]
 
 
 @pytest.mark.parametrize(
@@ -160,13 +146,13 @@ def test_listing_passes_paging(client, ada, fake_rpc):
     ],
 )
 def test_listing_with_bad_paging_is_422(client, ada, fake_rpc, query, fields):
-    body = _assert_error(client.get(f"{ORDERS}?{query}", headers=ada), 422, "invalid_input")
+    body = assert_error(client.get(f"{ORDERS}?{query}", headers=ada), 422, "invalid_input")
     assert {d["field"] for d in body["details"]} == fields
-    assert _calls(fake_rpc, "list_orders") == []
+    assert calls(fake_rpc, "list_orders") == []
 
 
 def test_listing_needs_a_token(client):
-    _assert_error(client.get(ORDERS), 401, "unauthorized")
+    assert_error(client.get(ORDERS), 401, "unauthorized")
 
 
 # ----------------------------------------------------------------- one order (cached, owner-only)
@@ -178,17 +164,17 @@ def test_the_owner_reads_an_order_miss_then_hit(client, ada, order, fake_rpc, fa
     assert first.status_code == second.status_code == 200
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
     assert first.get_json() == second.get_json() == order
-    assert _calls(fake_rpc, "get_order") == [(1, 1, False)]
+    assert calls(fake_rpc, "get_order") == [(1, 1, False)]
     assert 0 < fake_redis.ttl("gw:cache:order:1") <= 300
 
 
 def test_another_user_gets_404_from_the_service(client, bob, order, fake_rpc, fake_redis):
     response = client.get(f"{ORDERS}/1", headers=bob)
     unknown = client.get(f"{ORDERS}/99", headers=bob)
-    _assert_error(response, 404, "not_found")
+    assert_error(response, 404, "not_found")
     assert response.get_json() == {"error": "not_found", "message": "order 1 not found"}
     assert unknown.get_json() == {"error": "not_found", "message": "order 99 not found"}
-    assert _calls(fake_rpc, "get_order") == [(1, 2, False), (99, 2, False)]
+    assert calls(fake_rpc, "get_order") == [(1, 2, False), (99, 2, False)]
     assert fake_redis.get("gw:cache:order:1") is None  # an error is never cached
 
 
@@ -198,7 +184,7 @@ def test_another_user_gets_404_when_the_order_is_cached(client, ada, bob, order,
 
     response = client.get(f"{ORDERS}/1", headers=bob)
 
-    _assert_error(response, 404, "not_found")
+    assert_error(response, 404, "not_found")
     assert response.get_json() == {"error": "not_found", "message": "order 1 not found"}
     assert "X-Cache" not in response.headers
     assert len(fake_rpc.calls) == calls_before  # decided from the cache, in the gateway
@@ -208,7 +194,7 @@ def test_another_user_gets_404_when_the_order_is_cached(client, ada, bob, order,
 def test_an_admin_reads_any_order_and_the_owner_still_sees_it(client, ada, admin, order, fake_rpc):
     response = client.get(f"{ORDERS}/1", headers=admin)
     assert response.status_code == 200 and response.headers["X-Cache"] == "MISS"
-    assert _calls(fake_rpc, "get_order") == [(1, 3, True)]
+    assert calls(fake_rpc, "get_order") == [(1, 3, True)]
     assert client.get(f"{ORDERS}/1", headers=ada).headers["X-Cache"] == "HIT"
 
 
@@ -216,7 +202,7 @@ def test_an_order_answer_for_someone_else_is_refused_even_from_the_service(
     client, bob, order, fake_rpc
 ):
     fake_rpc.handlers[("orders", "get_order")] = lambda *_args: dict(order)  # a buggy service
-    _assert_error(client.get(f"{ORDERS}/1", headers=bob), 404, "not_found")
+    assert_error(client.get(f"{ORDERS}/1", headers=bob), 404, "not_found")
 
 
 def test_a_forbidden_from_the_service_is_also_a_404(client, bob, order, fake_rpc):
@@ -226,20 +212,20 @@ def test_a_forbidden_from_the_service_is_also_a_404(client, bob, order, fake_rpc
         raise Forbidden("not your order")
 
     fake_rpc.handlers[("orders", "get_order")] = forbidden
-    body = _assert_error(client.get(f"{ORDERS}/1", headers=bob), 404, "not_found")
+    body = assert_error(client.get(f"{ORDERS}/1", headers=bob), 404, "not_found")
     assert body["message"] == "order 1 not found"
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "one", "9223372036854775808"])
 def test_impossible_order_ids_are_404_without_rpc(client, ada, fake_rpc, raw):
-    _assert_error(client.get(f"{ORDERS}/{raw}", headers=ada), 404, "not_found")
-    _assert_error(client.post(f"{ORDERS}/{raw}/cancel", headers=ada), 404, "not_found")
-    _assert_error(client.get(f"{ORDERS}/{raw}/notifications", headers=ada), 404, "not_found")
+    assert_error(client.get(f"{ORDERS}/{raw}", headers=ada), 404, "not_found")
+    assert_error(client.post(f"{ORDERS}/{raw}/cancel", headers=ada), 404, "not_found")
+    assert_error(client.get(f"{ORDERS}/{raw}/notifications", headers=ada), 404, "not_found")
     assert [c for c in fake_rpc.calls if c[0] == "orders"] == []
 
 
 def test_reading_an_order_needs_a_token(client, order):
-    _assert_error(client.get(f"{ORDERS}/1"), 401, "unauthorized")
+    assert_error(client.get(f"{ORDERS}/1"), 401, "unauthorized")
 
 
 # ----------------------------------------------------------------- cancel
@@ -253,7 +239,7 @@ def test_cancel_invalidates_the_order_and_the_product(client, ada, order, fake_r
     response = client.post(f"{ORDERS}/1/cancel", headers=ada)
 
     assert response.status_code == 200 and response.get_json()["status"] == "cancelled"
-    assert _calls(fake_rpc, "cancel_order") == [(1, 1, False)]
+    assert calls(fake_rpc, "cancel_order") == [(1, 1, False)]
     after = client.get(f"{ORDERS}/1", headers=ada)
     assert after.headers["X-Cache"] == "MISS" and after.get_json()["status"] == "cancelled"
     product = client.get("/api/products/1")
@@ -262,19 +248,19 @@ def test_cancel_invalidates_the_order_and_the_product(client, ada, order, fake_r
 
 def test_cancel_twice_is_409(client, ada, order):
     assert client.post(f"{ORDERS}/1/cancel", headers=ada).status_code == 200
-    _assert_error(client.post(f"{ORDERS}/1/cancel", headers=ada), 409, "conflict")
+    assert_error(client.post(f"{ORDERS}/1/cancel", headers=ada), 409, "conflict")
 
 
 def test_another_user_cannot_cancel(client, ada, bob, order, fake_rpc):
     client.get(f"{ORDERS}/1", headers=ada)  # cached
-    _assert_error(client.post(f"{ORDERS}/1/cancel", headers=bob), 404, "not_found")
-    assert _calls(fake_rpc, "cancel_order") == [(1, 2, False)]
+    assert_error(client.post(f"{ORDERS}/1/cancel", headers=bob), 404, "not_found")
+    assert calls(fake_rpc, "cancel_order") == [(1, 2, False)]
     assert client.get(f"{ORDERS}/1", headers=ada).get_json()["status"] == "pending"
 
 
 def test_an_admin_cancels_any_order(client, admin, order, fake_rpc):
     assert client.post(f"{ORDERS}/1/cancel", headers=admin).status_code == 200
-    assert _calls(fake_rpc, "cancel_order") == [(1, 3, True)]
+    assert calls(fake_rpc, "cancel_order") == [(1, 3, True)]
 
 
 # ----------------------------------------------------------------- admin status changes
@@ -284,7 +270,7 @@ def test_admin_moves_the_status_and_invalidates(client, ada, admin, order, fake_
     assert client.get(f"{ORDERS}/1", headers=ada).get_json()["status"] == "pending"
     response = client.patch(f"{ORDERS}/1", json={"status": "paid"}, headers=admin)
     assert response.status_code == 200 and response.get_json()["status"] == "paid"
-    assert _calls(fake_rpc, "set_status") == [(1, {"status": "paid"})]
+    assert calls(fake_rpc, "set_status") == [(1, {"status": "paid"})]
     after = client.get(f"{ORDERS}/1", headers=ada)
     assert after.headers["X-Cache"] == "MISS" and after.get_json()["status"] == "paid"
 
@@ -297,11 +283,11 @@ def test_admin_cancel_by_status_returns_stock_and_invalidates_the_product(client
 
 
 def test_status_changes_are_for_admins_only(client, ada, order, fake_rpc):
-    _assert_error(
+    assert_error(
         client.patch(f"{ORDERS}/1", json={"status": "paid"}, headers=ada), 403, "forbidden"
     )
-    _assert_error(client.patch(f"{ORDERS}/1", json={"status": "paid"}), 401, "unauthorized")
-    assert _calls(fake_rpc, "set_status") == []
+    assert_error(client.patch(f"{ORDERS}/1", json={"status": "paid"}), 401, "unauthorized")
+    assert calls(fake_rpc, "set_status") == []
 
 
 @pytest.mark.parametrize(
@@ -309,15 +295,15 @@ def test_status_changes_are_for_admins_only(client, ada, order, fake_rpc):
     [{}, {"status": "refunded"}, {"status": None}, {"status": 1}, {"status": "paid", "x": 1}],
 )
 def test_bad_status_bodies_are_422(client, admin, order, fake_rpc, body):
-    _assert_error(client.patch(f"{ORDERS}/1", json=body, headers=admin), 422, "invalid_input")
-    assert _calls(fake_rpc, "set_status") == []
+    assert_error(client.patch(f"{ORDERS}/1", json=body, headers=admin), 422, "invalid_input")
+    assert calls(fake_rpc, "set_status") == []
 
 
 def test_impossible_transitions_and_unknown_orders(client, admin, order):
-    _assert_error(
+    assert_error(
         client.patch(f"{ORDERS}/1", json={"status": "delivered"}, headers=admin), 409, "conflict"
     )
-    _assert_error(
+    assert_error(
         client.patch(f"{ORDERS}/9", json={"status": "paid"}, headers=admin), 404, "not_found"
     )
 
@@ -330,16 +316,16 @@ def test_the_owner_reads_the_orders_notifications(client, ada, order, fake_users
     response = client.get(f"{ORDERS}/1/notifications", headers=ada)
     assert response.status_code == 200
     assert [n["id"] for n in response.get_json()["items"]] == ["n1", "n2"]
-    assert _calls(fake_rpc, "get_notifications") == [(1,)]
+    assert calls(fake_rpc, "get_notifications") == [(1,)]
 
 
 def test_another_user_gets_404_for_the_notifications(client, ada, bob, order, fake_users, fake_rpc):
     fake_users.order_notifications[1] = [_notification(1, 1)]
-    _assert_error(client.get(f"{ORDERS}/1/notifications", headers=bob), 404, "not_found")
+    assert_error(client.get(f"{ORDERS}/1/notifications", headers=bob), 404, "not_found")
     client.get(f"{ORDERS}/1", headers=ada)  # now cached
-    body = _assert_error(client.get(f"{ORDERS}/1/notifications", headers=bob), 404, "not_found")
+    body = assert_error(client.get(f"{ORDERS}/1/notifications", headers=bob), 404, "not_found")
     assert body["message"] == "order 1 not found"
-    assert _calls(fake_rpc, "get_notifications") == []
+    assert calls(fake_rpc, "get_notifications") == []
 
 
 def test_an_admin_reads_any_orders_notifications(client, admin, order, fake_users):
@@ -349,5 +335,5 @@ def test_an_admin_reads_any_orders_notifications(client, admin, order, fake_user
 
 
 def test_notifications_of_an_unknown_order_are_404(client, ada, fake_rpc):
-    _assert_error(client.get(f"{ORDERS}/5/notifications", headers=ada), 404, "not_found")
-    assert _calls(fake_rpc, "get_notifications") == []
+    assert_error(client.get(f"{ORDERS}/5/notifications", headers=ada), 404, "not_found")
+    assert calls(fake_rpc, "get_notifications") == []

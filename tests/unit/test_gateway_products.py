@@ -5,34 +5,19 @@ from __future__ import annotations
 import pytest
 
 from mesh.errors import Unavailable
+from tests.unit.gateway_helpers import assert_error, bearer, calls
 
 PRODUCTS = "/api/products"
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _calls(fake_rpc, method: str) -> list[tuple]:
-    return [call[2] for call in fake_rpc.calls if call[1] == method]
-
-
-def _assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["error"] == code and body["message"]
-    return body
-
-
 @pytest.fixture
 def admin(login) -> dict[str, str]:
-    return _bearer(login("root@example.com", admin=True)["access_token"])
+    return bearer(login("root@example.com", admin=True)["access_token"])
 
 
 @pytest.fixture
 def user(login) -> dict[str, str]:
-    return _bearer(login("ada@example.com")["access_token"])
+    return bearer(login("ada@example.com")["access_token"])
 
 
 # ----------------------------------------------------------------- list
@@ -46,7 +31,7 @@ def test_list_defaults_go_to_the_service_as_a_product_query(client, fake_catalog
     page = response.get_json()
     assert [p["name"] for p in page["items"]] == ["Lamp", "Desk"]
     assert (page["total"], page["limit"], page["offset"]) == (2, 20, 0)
-    assert _calls(fake_rpc, "list_products") == [({"q": None, "limit": 20, "offset": 0},)]
+    assert calls(fake_rpc, "list_products") == [({"q": None, "limit": 20, "offset": 0},)]
 
 
 def test_list_passes_search_and_paging(client, fake_catalog, fake_rpc):
@@ -57,7 +42,7 @@ def test_list_passes_search_and_paging(client, fake_catalog, fake_rpc):
     page = response.get_json()
     assert [p["name"] for p in page["items"]] == ["Blue lamp", "Green lamp"]
     assert page["total"] == 3
-    assert _calls(fake_rpc, "list_products") == [({"q": "LAMP", "limit": 2, "offset": 1},)]
+    assert calls(fake_rpc, "list_products") == [({"q": "LAMP", "limit": 2, "offset": 1},)]
 
 
 @pytest.mark.parametrize("limit", [1, 100])
@@ -85,13 +70,13 @@ def test_list_limit_bounds_are_accepted(client, limit):
     ],
 )
 def test_list_bad_parameters_are_422_per_field(client, fake_rpc, query, field):
-    body = _assert_error(client.get(f"{PRODUCTS}?{query}"), 422, "invalid_input")
+    body = assert_error(client.get(f"{PRODUCTS}?{query}"), 422, "invalid_input")
     assert [d["field"] for d in body["details"]] == [field]
-    assert _calls(fake_rpc, "list_products") == []
+    assert calls(fake_rpc, "list_products") == []
 
 
 def test_list_reports_every_bad_parameter_at_once(client):
-    body = _assert_error(client.get(f"{PRODUCTS}?limit=x&offset=y"), 422, "invalid_input")
+    body = assert_error(client.get(f"{PRODUCTS}?limit=x&offset=y"), 422, "invalid_input")
     assert {d["field"] for d in body["details"]} == {"limit", "offset"}
 
 
@@ -100,12 +85,12 @@ def test_list_when_the_catalog_is_down_is_503(client, fake_rpc):
         raise Unavailable("service catalog did not answer")
 
     fake_rpc.handlers[("catalog", "list_products")] = down
-    _assert_error(client.get(PRODUCTS), 503, "unavailable")
+    assert_error(client.get(PRODUCTS), 503, "unavailable")
 
 
 def test_list_answer_breaking_its_contract_is_500(client, fake_rpc):
     fake_rpc.handlers[("catalog", "list_products")] = lambda _query: {"items": "nope"}
-    _assert_error(client.get(PRODUCTS), 500, "internal_error")
+    assert_error(client.get(PRODUCTS), 500, "internal_error")
 
 
 # ----------------------------------------------------------------- one product (cached)
@@ -119,16 +104,16 @@ def test_get_is_a_miss_then_a_hit(client, fake_catalog, fake_rpc, fake_redis):
     assert first.headers["X-Cache"] == "MISS" and second.headers["X-Cache"] == "HIT"
     assert first.get_json() == second.get_json()
     assert first.get_json()["name"] == product["name"]
-    assert _calls(fake_rpc, "get_product") == [(1,)]
+    assert calls(fake_rpc, "get_product") == [(1,)]
     assert 0 < fake_redis.ttl("gw:cache:product:1") <= 300
 
 
 def test_get_unknown_product_is_404_and_never_cached(client, fake_rpc, fake_redis):
     for _ in range(2):
         response = client.get(f"{PRODUCTS}/42")
-        _assert_error(response, 404, "not_found")
+        assert_error(response, 404, "not_found")
         assert "X-Cache" not in response.headers
-    assert _calls(fake_rpc, "get_product") == [(42,), (42,)]
+    assert calls(fake_rpc, "get_product") == [(42,), (42,)]
     assert fake_redis.get("gw:cache:product:42") is None
 
 
@@ -136,13 +121,13 @@ def test_get_unknown_product_is_404_and_never_cached(client, fake_rpc, fake_redi
     "raw", ["0", "-1", "abc", "1.5", "%D9%A3", "9223372036854775808", "1" * 25, "01x"]
 )
 def test_ids_that_cannot_exist_are_404_without_rpc(client, fake_rpc, raw):
-    _assert_error(client.get(f"{PRODUCTS}/{raw}"), 404, "not_found")
+    assert_error(client.get(f"{PRODUCTS}/{raw}"), 404, "not_found")
     assert fake_rpc.calls == []
 
 
 def test_the_largest_id_reaches_the_service(client, fake_rpc):
-    _assert_error(client.get(f"{PRODUCTS}/9223372036854775807"), 404, "not_found")
-    assert _calls(fake_rpc, "get_product") == [(2**63 - 1,)]
+    assert_error(client.get(f"{PRODUCTS}/9223372036854775807"), 404, "not_found")
+    assert calls(fake_rpc, "get_product") == [(2**63 - 1,)]
 
 
 # ----------------------------------------------------------------- create
@@ -155,21 +140,21 @@ def test_admin_creates_a_product(client, admin, fake_rpc):
     product = response.get_json()
     assert product["id"] == 1 and product["name"] == "Lamp" and product["currency"] == "EUR"
     assert response.headers["Location"] == "/api/products/1"
-    assert _calls(fake_rpc, "create_product") == [
+    assert calls(fake_rpc, "create_product") == [
         ({"name": "Lamp", "description": "", "price_cents": 1999, "currency": "EUR", "stock": 3},)
     ]
 
 
 def test_creating_needs_a_token(client, fake_rpc):
     response = client.post(PRODUCTS, json={"name": "Lamp", "price_cents": 1})
-    _assert_error(response, 401, "unauthorized")
-    assert _calls(fake_rpc, "create_product") == []
+    assert_error(response, 401, "unauthorized")
+    assert calls(fake_rpc, "create_product") == []
 
 
 def test_creating_is_for_admins_only(client, user, fake_rpc):
     response = client.post(PRODUCTS, json={"name": "Lamp", "price_cents": 1}, headers=user)
-    _assert_error(response, 403, "forbidden")
-    assert _calls(fake_rpc, "create_product") == []
+    assert_error(response, 403, "forbidden")
+    assert calls(fake_rpc, "create_product") == []
 
 
 @pytest.mark.parametrize(
@@ -193,9 +178,9 @@ def test_creating_is_for_admins_only(client, user, fake_rpc):
 )
 def test_creating_with_bad_fields_is_422(client, admin, fake_rpc, body, fields):
     response = client.post(PRODUCTS, json=body, headers=admin)
-    details = _assert_error(response, 422, "invalid_input")["details"]
+    details = assert_error(response, 422, "invalid_input")["details"]
     assert {d["field"] for d in details} == fields
-    assert _calls(fake_rpc, "create_product") == []
+    assert calls(fake_rpc, "create_product") == []
 
 
 @pytest.mark.parametrize(
@@ -215,7 +200,7 @@ def test_creating_with_a_broken_body_is_4xx(client, admin, raw, content_type, st
 def test_creating_a_duplicate_is_the_services_409(client, admin, fake_catalog):
     fake_catalog.add("Lamp")
     response = client.post(PRODUCTS, json={"name": "Lamp", "price_cents": 1}, headers=admin)
-    _assert_error(response, 409, "conflict")
+    assert_error(response, 409, "conflict")
 
 
 # ----------------------------------------------------------------- change, delete
@@ -229,7 +214,7 @@ def test_patch_sends_only_the_fields_given_and_invalidates(client, admin, fake_c
     response = client.patch(f"{PRODUCTS}/1", json={"price_cents": 500}, headers=admin)
     assert response.status_code == 200
     assert response.get_json()["price_cents"] == 500
-    assert _calls(fake_rpc, "update_product") == [(1, {"price_cents": 500})]
+    assert calls(fake_rpc, "update_product") == [(1, {"price_cents": 500})]
 
     after = client.get(f"{PRODUCTS}/1")
     assert after.headers["X-Cache"] == "MISS"
@@ -247,7 +232,7 @@ def test_a_patch_that_timed_out_still_invalidates(client, admin, fake_catalog, f
 
     fake_rpc.handlers[("catalog", "update_product")] = slow
     response = client.patch(f"{PRODUCTS}/1", json={"price_cents": 5}, headers=admin)
-    _assert_error(response, 503, "unavailable")
+    assert_error(response, 503, "unavailable")
     after = client.get(f"{PRODUCTS}/1")
     assert after.headers["X-Cache"] == "MISS" and after.get_json()["price_cents"] == 5
 
@@ -265,22 +250,22 @@ def test_a_patch_that_timed_out_still_invalidates(client, admin, fake_catalog, f
 def test_patch_with_bad_fields_is_422(client, admin, fake_catalog, fake_rpc, body, field):
     fake_catalog.add("Lamp")
     response = client.patch(f"{PRODUCTS}/1", json=body, headers=admin)
-    details = _assert_error(response, 422, "invalid_input")["details"]
+    details = assert_error(response, 422, "invalid_input")["details"]
     assert details[0]["field"] == field
-    assert _calls(fake_rpc, "update_product") == []
+    assert calls(fake_rpc, "update_product") == []
 
 
 def test_patch_of_an_unknown_product_is_404(client, admin):
     response = client.patch(f"{PRODUCTS}/9", json={"stock": 1}, headers=admin)
-    _assert_error(response, 404, "not_found")
+    assert_error(response, 404, "not_found")
 
 
 def test_patch_and_delete_are_for_admins_only(client, user, fake_catalog, fake_rpc):
     fake_catalog.add("Lamp")
-    _assert_error(client.patch(f"{PRODUCTS}/1", json={"stock": 1}, headers=user), 403, "forbidden")
-    _assert_error(client.delete(f"{PRODUCTS}/1", headers=user), 403, "forbidden")
-    _assert_error(client.patch(f"{PRODUCTS}/1", json={"stock": 1}), 401, "unauthorized")
-    _assert_error(client.delete(f"{PRODUCTS}/1"), 401, "unauthorized")
+    assert_error(client.patch(f"{PRODUCTS}/1", json={"stock": 1}, headers=user), 403, "forbidden")
+    assert_error(client.delete(f"{PRODUCTS}/1", headers=user), 403, "forbidden")
+    assert_error(client.patch(f"{PRODUCTS}/1", json={"stock": 1}), 401, "unauthorized")
+    assert_error(client.delete(f"{PRODUCTS}/1"), 401, "unauthorized")
     assert [c for c in fake_rpc.calls if c[1] in {"update_product", "delete_product"}] == []
 
 
@@ -289,8 +274,8 @@ def test_delete_is_204_and_drops_the_cached_product(client, admin, fake_catalog)
     client.get(f"{PRODUCTS}/1")
     response = client.delete(f"{PRODUCTS}/1", headers=admin)
     assert response.status_code == 204 and response.data == b""
-    _assert_error(client.get(f"{PRODUCTS}/1"), 404, "not_found")
-    _assert_error(client.delete(f"{PRODUCTS}/1", headers=admin), 404, "not_found")
+    assert_error(client.get(f"{PRODUCTS}/1"), 404, "not_found")
+    assert_error(client.delete(f"{PRODUCTS}/1", headers=admin), 404, "not_found")
 
 
 # ----------------------------------------------------------------- wishlist
@@ -316,24 +301,24 @@ def test_wishlist_add_is_idempotent_and_remove_too(client, user, fake_catalog, f
     assert client.delete("/api/wishlist/1", headers=user).status_code == 204
     assert client.delete("/api/wishlist/1", headers=user).status_code == 204
     assert client.get("/api/wishlist", headers=user).get_json() == {"items": []}
-    assert _calls(fake_rpc, "wishlist_add") == [(1, 1), (1, 1)]
-    assert _calls(fake_rpc, "wishlist_remove") == [(1, 1), (1, 1)]
+    assert calls(fake_rpc, "wishlist_add") == [(1, 1), (1, 1)]
+    assert calls(fake_rpc, "wishlist_remove") == [(1, 1), (1, 1)]
 
 
 def test_wishlists_belong_to_the_token_identity(client, login, fake_catalog, fake_rpc):
     fake_catalog.add("Lamp")
-    ada = _bearer(login("ada@example.com")["access_token"])
-    bob = _bearer(login("bob@example.com")["access_token"])
+    ada = bearer(login("ada@example.com")["access_token"])
+    bob = bearer(login("bob@example.com")["access_token"])
     client.put("/api/wishlist/1", headers=ada)
     assert client.get("/api/wishlist", headers=bob).get_json() == {"items": []}
-    assert _calls(fake_rpc, "wishlist_list") == [(2,)]
+    assert calls(fake_rpc, "wishlist_list") == [(2,)]
 
 
 def test_wishlist_unknown_or_impossible_product_is_404(client, user, fake_rpc):
-    _assert_error(client.put("/api/wishlist/7", headers=user), 404, "not_found")
-    _assert_error(client.put("/api/wishlist/-7", headers=user), 404, "not_found")
-    _assert_error(client.delete("/api/wishlist/abc", headers=user), 404, "not_found")
-    assert _calls(fake_rpc, "wishlist_add") == [(1, 7)]
+    assert_error(client.put("/api/wishlist/7", headers=user), 404, "not_found")
+    assert_error(client.put("/api/wishlist/-7", headers=user), 404, "not_found")
+    assert_error(client.delete("/api/wishlist/abc", headers=user), 404, "not_found")
+    assert calls(fake_rpc, "wishlist_add") == [(1, 7)]
 
 
 # ----------------------------------------------------------------- public profiles (cached)
@@ -342,19 +327,19 @@ def test_wishlist_unknown_or_impossible_product_is_404(client, user, fake_rpc):
 def test_a_profile_shows_id_and_name_only_and_is_cached(client, login, fake_rpc, fake_redis):
     token = login("ada@example.com")["access_token"]
     login("bob@example.com")
-    first = client.get("/api/users/2", headers=_bearer(token))
-    second = client.get("/api/users/2", headers=_bearer(token))
+    first = client.get("/api/users/2", headers=bearer(token))
+    second = client.get("/api/users/2", headers=bearer(token))
     assert first.status_code == second.status_code == 200
     assert first.get_json() == second.get_json() == {"id": 2, "name": "Ada"}
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
     assert "bob@example.com" not in fake_redis.get("gw:cache:user:2")
     assert 300 < fake_redis.ttl("gw:cache:user:2") <= 600
-    profile_calls = [c for c in _calls(fake_rpc, "get_user") if c == (2,)]
+    profile_calls = [c for c in calls(fake_rpc, "get_user") if c == (2,)]
     assert profile_calls == [(2,)]
 
 
 def test_a_profile_needs_a_token_and_a_real_id(client, user):
-    _assert_error(client.get("/api/users/1"), 401, "unauthorized")
-    _assert_error(client.get("/api/users/99", headers=user), 404, "not_found")
-    _assert_error(client.get("/api/users/0", headers=user), 404, "not_found")
+    assert_error(client.get("/api/users/1"), 401, "unauthorized")
+    assert_error(client.get("/api/users/99", headers=user), 404, "not_found")
+    assert_error(client.get("/api/users/0", headers=user), 404, "not_found")
     assert client.get("/api/users/me", headers=user).get_json()["email"] == "ada@example.com"

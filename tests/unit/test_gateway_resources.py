@@ -6,9 +6,7 @@ import json
 
 import pytest
 
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.unit.gateway_helpers import bearer
 
 
 def _notification(n: int, user_id: int = 1) -> dict:
@@ -28,7 +26,7 @@ def _notification(n: int, user_id: int = 1) -> dict:
 
 def test_me_returns_the_callers_account(client, login, fake_rpc):
     token = login()["access_token"]
-    response = client.get("/api/users/me", headers=_bearer(token))
+    response = client.get("/api/users/me", headers=bearer(token))
     assert response.status_code == 200
     data = response.get_json()
     assert data["id"] == 1 and data["email"] == "ada@example.com" and data["is_admin"] is False
@@ -38,7 +36,7 @@ def test_me_returns_the_callers_account(client, login, fake_rpc):
 def test_me_of_a_deleted_account_is_404(client, login, fake_users):
     token = login()["access_token"]
     fake_users.users.clear()
-    response = client.get("/api/users/me", headers=_bearer(token))
+    response = client.get("/api/users/me", headers=bearer(token))
     assert response.status_code == 404
     assert response.get_json()["error"] == "not_found"
 
@@ -49,7 +47,7 @@ def test_me_of_a_deleted_account_is_404(client, login, fake_users):
 def test_notifications_default_limit_is_20(client, login, fake_users, fake_rpc):
     token = login()["access_token"]
     fake_users.notifications[1] = [_notification(n) for n in range(25)]
-    response = client.get("/api/notifications", headers=_bearer(token))
+    response = client.get("/api/notifications", headers=bearer(token))
     assert response.status_code == 200
     items = response.get_json()["items"]
     assert len(items) == 20 and items[0]["id"] == "n0"
@@ -59,7 +57,7 @@ def test_notifications_default_limit_is_20(client, login, fake_users, fake_rpc):
 @pytest.mark.parametrize("limit", [1, 50])
 def test_notifications_limit_bounds_are_accepted(client, login, fake_rpc, limit):
     token = login()["access_token"]
-    response = client.get(f"/api/notifications?limit={limit}", headers=_bearer(token))
+    response = client.get(f"/api/notifications?limit={limit}", headers=bearer(token))
     assert response.status_code == 200
     assert response.get_json() == {"items": []}
     assert fake_rpc.calls[-1][2] == (1, limit)
@@ -68,7 +66,7 @@ def test_notifications_limit_bounds_are_accepted(client, login, fake_rpc, limit)
 @pytest.mark.parametrize("limit", ["0", "51", "-3", "ten", "1.5"])
 def test_notifications_limit_out_of_range_is_422(client, login, limit):
     token = login()["access_token"]
-    response = client.get(f"/api/notifications?limit={limit}", headers=_bearer(token))
+    response = client.get(f"/api/notifications?limit={limit}", headers=bearer(token))
     assert response.status_code == 422
     assert response.get_json()["details"][0]["field"] == "limit"
 
@@ -86,14 +84,14 @@ def test_events_stream_needs_a_token(client):
 
 def test_events_stream_is_forbidden_to_non_admins(client, login):
     token = login()["access_token"]
-    response = client.get("/api/events/stream", headers=_bearer(token))
+    response = client.get("/api/events/stream", headers=bearer(token))
     assert response.status_code == 403
     assert response.get_json()["error"] == "forbidden"
 
 
 def test_events_stream_unknown_type_is_422(client, login):
     token = login(admin=True)["access_token"]
-    response = client.get("/api/events/stream?types=user.registered,nope", headers=_bearer(token))
+    response = client.get("/api/events/stream?types=user.registered,nope", headers=bearer(token))
     assert response.status_code == 422
     assert response.get_json()["details"] == [
         {"field": "types", "message": "unknown event type: nope"}
@@ -103,7 +101,7 @@ def test_events_stream_unknown_type_is_422(client, login):
 def test_admin_receives_a_published_event(client, login, fake_redis):
     token = login(admin=True)["access_token"]
     response = client.get(
-        "/api/events/stream?types=user.registered", headers=_bearer(token), buffered=False
+        "/api/events/stream?types=user.registered", headers=bearer(token), buffered=False
     )
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
@@ -125,7 +123,7 @@ def test_admin_receives_a_published_event(client, login, fake_redis):
 def test_quiet_stream_sends_keepalive_comments(make_app, login, fake_redis):
     token = login(admin=True)["access_token"]  # same secret and stores: valid on any test app
     client = make_app(SSE_KEEPALIVE_SECONDS=0.0).test_client()
-    response = client.get("/api/events/stream", headers=_bearer(token), buffered=False)
+    response = client.get("/api/events/stream", headers=bearer(token), buffered=False)
     chunks = iter(response.response)
     next(chunks)
     assert next(chunks) == b": keepalive\n\n"
@@ -135,7 +133,7 @@ def test_quiet_stream_sends_keepalive_comments(make_app, login, fake_redis):
 
 def test_closing_a_stream_never_started_still_unsubscribes(client, login, fake_redis):
     token = login(admin=True)["access_token"]
-    response = client.get("/api/events/stream", headers=_bearer(token), buffered=False)
+    response = client.get("/api/events/stream", headers=bearer(token), buffered=False)
     assert len(fake_redis.subscribers) == 1
     response.close()
     assert fake_redis.subscribers == []

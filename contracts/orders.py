@@ -32,11 +32,14 @@ class OrderCreated(Event):
 
 
 class OrderStatusChanged(Event):
+    """An order moved; ``order_ref`` names its stock reservation, which a cancel releases."""
+
     type: ClassVar[str] = "order.status_changed"
     source: ClassVar[str] = "orders"
 
     order_id: int
     user_id: int
+    order_ref: str
     old_status: Status
     new_status: Status
 

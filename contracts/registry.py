@@ -22,5 +22,8 @@ SUBSCRIPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "user.registered": (("notifications", "on_user_registered"),),
     "product.updated": (("notifications", "on_product_updated"),),
     "order.created": (("notifications", "on_order_created"),),
-    "order.status_changed": (("notifications", "on_order_status_changed"),),
+    "order.status_changed": (
+        ("notifications", "on_order_status_changed"),
+        ("catalog", "on_order_status_changed"),
+    ),
 }

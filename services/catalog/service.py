@@ -6,7 +6,10 @@ from typing import Any
 
 from nameko.rpc import rpc
 
+from contracts.base import parse_event
+from contracts.orders import OrderStatusChanged
 from mesh.errors import MeshError
+from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
 from mesh.sql import Database
@@ -70,3 +73,8 @@ class CatalogService:
     @expected
     def release_stock(self, order_ref: Any) -> bool:
         return stock.release_stock(self.db, self.events, order_ref)
+
+    @handle_event(OrderStatusChanged)
+    def on_order_status_changed(self, body: Any) -> None:
+        event = parse_event(OrderStatusChanged, body)
+        stock.release_cancelled(self.db, self.events, event)

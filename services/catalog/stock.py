@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.base import parse
 from contracts.catalog import FieldChange, ProductUpdated, ReserveRequest
 from contracts.catalog import Reservation as ReservationOut
+from contracts.orders import OrderStatusChanged
 from mesh.errors import Conflict, InvalidInput, NotFound
 from mesh.outbox import EventSink
 from mesh.sql import affected
@@ -129,3 +130,10 @@ def release_stock(sessions: sessionmaker, events: EventSink, order_ref: Any) -> 
         old = new - reservation.quantity
         events.add(session, _stock_changed(reservation.product_id, old, new))
     return True
+
+
+def release_cancelled(sessions: sessionmaker, events: EventSink, event: OrderStatusChanged) -> bool:
+    """Release the stock of an order that was cancelled; any other status change is ignored."""
+    if event.new_status != "cancelled":
+        return False
+    return release_stock(sessions, events, event.order_ref)

@@ -212,18 +212,15 @@ def _apply(
         if moved != 1:
             raise Conflict("the order changed meanwhile; try again")
         session.refresh(order)
-        changed = {"order_id": order.id, "user_id": order.user_id}
-        event = OrderStatusChanged.model_validate({**changed, "old_status": old, "new_status": new})
+        event = OrderStatusChanged(
+            order_id=order.id,
+            user_id=order.user_id,
+            order_ref=order.order_ref,
+            old_status=old,
+            new_status=new,
+        )
         events.add(session, event)
     return order
-
-
-def _redrive_release(sessions: sessionmaker, catalog: Catalog, order_id: Any) -> None:
-    """A retried cancel of a cancelled order re-runs the (idempotent) release."""
-    with sessions() as session:
-        order = session.get(Order, order_id) if is_id(order_id) else None
-    if order is not None and order.status == "cancelled":
-        _release(catalog, order.order_ref)
 
 
 def _change(
@@ -235,18 +232,12 @@ def _change(
     owner: int | None,
 ) -> dict[str, Any]:
     # The status change and its event commit first; the stock is released after.
-    # The other order (release, then commit) must hold the order's lock across an RPC
-    # to stop a concurrent transition (e.g. to "shipped") from landing between the two,
-    # which on SQLite means holding its one write lock across a network call; and a
-    # failed commit would leave stock released for a live order (an oversell). This
-    # way a failed release leaves stock held for a cancelled order (no oversell); it
-    # is logged, and a retried cancel re-runs the idempotent release before its 409.
-    try:
-        order = _apply(sessions, events, order_id, new, owner)
-    except Conflict:
-        if new == "cancelled":
-            _redrive_release(sessions, catalog, order_id)
-        raise
+    # Releasing first would hold the order's lock across an RPC (on SQLite, its one
+    # write lock), and a failed commit would leave stock released for a live order.
+    # The release here is for read-your-writes; the guarantee is the catalog's handler
+    # of order.status_changed, which releases the reservation (idempotently) from the
+    # outbox event even when this call fails.
+    order = _apply(sessions, events, order_id, new, owner)
     if new == "cancelled":
         _release(catalog, order.order_ref)
     log.info("order status changed", extra={"order_id": order.id, "status": new})

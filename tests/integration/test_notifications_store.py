@@ -135,7 +135,9 @@ def test_a_price_rise_or_a_deleted_product_notifies_nobody(db: Database) -> None
 def test_order_notifications_are_listed_by_order(db: Database) -> None:
     tasks = RecordingTasks()
     created = OrderCreated(order_id=31, user_id=5, product_id=9, quantity=2)
-    paid = OrderStatusChanged(order_id=31, user_id=5, old_status="pending", new_status="paid")
+    paid = OrderStatusChanged(
+        order_id=31, user_id=5, order_ref="ref-31", old_status="pending", new_status="paid"
+    )
     logic.record(db, tasks, created, messages.order_placed(created, USER))
     time.sleep(0.01)
     logic.record(db, tasks, paid, messages.order_status(paid, USER))

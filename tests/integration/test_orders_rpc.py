@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange, Queue, binding
 
+from contracts.orders import OrderStatusChanged
 from mesh import topology
 from mesh.errors import Conflict, InvalidInput, NotFound
 from mesh.rpc_pool import RpcPool
@@ -120,3 +121,23 @@ def test_an_order_reserves_stock_and_a_cancel_gives_it_back(
     assert [e["type"] for e in orders] == ["order.created", "order.status_changed"]
     assert orders[0]["order_id"] == orders[1]["order_id"] == order["id"]
     assert (orders[1]["old_status"], orders[1]["new_status"]) == ("pending", "cancelled")
+
+
+def test_a_cancel_event_releases_the_stock_even_without_the_rpc(
+    settings: Settings, rpc: RpcPool
+) -> None:
+    """The catalog's own handler of order.status_changed is what guarantees the release."""
+    lamp = rpc.call("catalog", "create_product", {"name": "Lamp", "price_cents": 100, "stock": 2})
+    ref = "ref-from-a-lost-rpc"
+    rpc.call(
+        "catalog", "reserve_stock", {"product_id": lamp["id"], "quantity": 2, "order_ref": ref}
+    )
+    assert rpc.call("catalog", "get_product", lamp["id"])["stock"] == 0
+    event = OrderStatusChanged(
+        order_id=1, user_id=1, order_ref=ref, old_status="pending", new_status="cancelled"
+    )
+    with Connection(settings.amqp_uri) as connection:
+        connection.Producer(connection.channel()).publish(
+            event.to_wire(), exchange=topology.event_exchange("orders"), routing_key=event.type
+        )
+    wait_for(lambda: rpc.call("catalog", "get_product", lamp["id"])["stock"] == 2, 20, "release")

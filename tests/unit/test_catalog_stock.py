@@ -9,6 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 from contracts.base import parse
 from contracts.catalog import ReserveRequest
+from contracts.orders import OrderStatusChanged
 from mesh.errors import Conflict, InvalidInput, NotFound
 from mesh.sql import make_sessionmaker
 from services.catalog import products, stock
@@ -138,6 +139,17 @@ def test_release_gives_the_stock_back_exactly_once(sessions, lamp) -> None:
     assert stock_changes(sink) == [{"old": 1, "new": 3}]
     with sessions() as session:
         assert session.query(Reservation).one().released_at is not None
+
+
+@pytest.mark.parametrize(("status", "released"), [("cancelled", True), ("paid", False)])
+def test_a_cancelled_order_event_releases_its_stock_once(sessions, lamp, status, released) -> None:
+    stock.reserve_stock(sessions, RecordingSink(), reserve(lamp["id"], 2))
+    event = OrderStatusChanged(
+        order_id=1, user_id=1, order_ref="order-0001", old_status="pending", new_status=status
+    )
+    assert stock.release_cancelled(sessions, RecordingSink(), event) is released
+    assert stock.release_cancelled(sessions, RecordingSink(), event) is False  # redelivered
+    assert stock_of(sessions, lamp["id"]) == (3 if released else 1)
 
 
 def test_a_released_order_ref_is_not_reserved_again(sessions, lamp) -> None:

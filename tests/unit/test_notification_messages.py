@@ -37,7 +37,9 @@ def test_wishlisters_hear_of_price_drops_and_restocks_only(
 
 
 def test_status_change_message_names_the_order_and_both_statuses() -> None:
-    event = OrderStatusChanged(order_id=8, user_id=3, old_status="paid", new_status="shipped")
+    event = OrderStatusChanged(
+        order_id=8, user_id=3, order_ref="ref-8", old_status="paid", new_status="shipped"
+    )
     doc = messages.order_status(event, USER)
     assert doc["orderId"] == 8 and doc["userId"] == 3
     assert "paid" in doc["body"] and "shipped" in doc["title"]

@@ -9,10 +9,12 @@ from nameko.events import EventHandler
 from contracts.registry import EVENTS, SUBSCRIPTIONS
 from mesh import topology
 from mesh.events import ReliableEventHandler
+from services.catalog.service import CatalogService
 from services.notifications.service import NotificationsService
+from services.orders.service import OrdersService
 from services.users.service import UsersService
 
-SERVICES = (UsersService, NotificationsService)
+SERVICES = (UsersService, CatalogService, OrdersService, NotificationsService)
 
 
 def declared_handlers() -> dict[str, set[tuple[str, str]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, StringConstraints
 
 from contracts.base import Contract, Event, UtcDatetime
 from contracts.catalog import Id, Quantity
@@ -69,6 +69,15 @@ class OrderOut(Contract):
     status: Status
     created_at: UtcDatetime
     updated_at: UtcDatetime
+
+
+OrderRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class OrderRefs(Contract):
+    """Stock reservations the catalog asks about (see catalog's reservation settling)."""
+
+    refs: list[OrderRef] = Field(max_length=1000)
 
 
 class OrderPage(Contract):

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     event_max_attempts: int = Field(5, ge=1)
     event_retry_base_ms: int = Field(1000, ge=10)
     outbox_poll_seconds: float = Field(1.0, gt=0)
+    reservation_grace_seconds: int = Field(600, ge=60)
 
     @field_validator(
         "mongo_url",

@@ -65,7 +65,8 @@ class WishlistEntry(Base):
 
 
 class Reservation(Base):
-    """Stock taken for one order; ``released_at`` is set once the stock is given back."""
+    """Stock taken for one order; ``released_at`` is set once the stock is given back, and
+    ``confirmed_at`` once the orders service has been seen to hold the order."""
 
     __tablename__ = "reservations"
 
@@ -76,6 +77,7 @@ class Reservation(Base):
     unit_price_cents: Mapped[int] = mapped_column(Integer, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow
     )

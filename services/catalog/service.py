@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
 
 from contracts.base import parse_event
 from contracts.orders import OrderStatusChanged
@@ -12,6 +14,7 @@ from mesh.errors import MeshError
 from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
+from mesh.settings import get_settings
 from mesh.sql import Database
 from services.catalog import products, stock, wishlist
 from services.catalog.models import Base, outbox
@@ -25,6 +28,7 @@ class CatalogService:
     context = CorrelationContext()
     db = Database("catalog", Base.metadata)
     events = Outbox("catalog", outbox)
+    orders = RpcProxy("orders")
 
     @rpc
     def ping(self) -> str:
@@ -73,6 +77,14 @@ class CatalogService:
     @expected
     def release_stock(self, order_ref: Any) -> bool:
         return stock.release_stock(self.db, self.events, order_ref)
+
+    @timer(interval=60)
+    def settle_reservations(self) -> None:
+        """Release the stock of reservations whose order was never stored."""
+        grace = timedelta(seconds=get_settings().reservation_grace_seconds)
+        stock.settle_stale(
+            self.db, self.events, self.orders.known_order_refs, datetime.now(UTC) - grace
+        )
 
     @handle_event(OrderStatusChanged)
     def on_order_status_changed(self, body: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -137,3 +139,49 @@ def release_cancelled(sessions: sessionmaker, events: EventSink, event: OrderSta
     if event.new_status != "cancelled":
         return False
     return release_stock(sessions, events, event.order_ref)
+
+
+def stale_refs(sessions: sessionmaker, older_than: datetime, limit: int = 500) -> list[str]:
+    """Reservations neither released nor confirmed, taken before ``older_than``."""
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(Reservation.order_ref)
+                .where(
+                    Reservation.released_at.is_(None),
+                    Reservation.confirmed_at.is_(None),
+                    Reservation.created_at < older_than,
+                )
+                .order_by(Reservation.id)
+                .limit(limit)
+            )
+        )
+
+
+def settle_stale(
+    sessions: sessionmaker,
+    events: EventSink,
+    known_refs: Callable[[list[str]], list[str]],
+    older_than: datetime,
+) -> tuple[int, int]:
+    """Settle reservations whose order may never have been stored: ``(confirmed, released)``.
+
+    An orders process that dies between reserving and storing, or whose compensating
+    release is lost, leaves stock taken for no order. Past the grace period, the orders
+    service is asked which of them it holds (``known_refs``); those are confirmed and the
+    rest released. If that question fails, nothing is released: a live order never loses
+    its stock because a service was unreachable.
+    """
+    refs = stale_refs(sessions, older_than)
+    if not refs:
+        return 0, 0
+    known = set(known_refs(refs))
+    with sessions() as session, session.begin():
+        session.execute(
+            update(Reservation)
+            .where(Reservation.order_ref.in_(known), Reservation.confirmed_at.is_(None))
+            .values(confirmed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    released = sum(release_stock(sessions, events, ref) for ref in refs if ref not in known)
+    return len(known), released

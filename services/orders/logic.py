@@ -19,6 +19,7 @@ from contracts.orders import (
     OrderOut,
     OrderPage,
     OrderQuery,
+    OrderRefs,
     OrderStatusChanged,
     StatusChange,
 )
@@ -184,6 +185,17 @@ def get_order(
     owner = _owner(user_id, is_admin)
     with sessions() as session:
         return to_out(_visible(session, order_id, owner))
+
+
+def known_order_refs(sessions: sessionmaker, refs: Any) -> list[str]:
+    """Which of these reservation refs belong to a stored order."""
+    request = parse(OrderRefs, {"refs": refs})
+    if not request.refs:
+        return []
+    with sessions() as session:
+        return list(
+            session.scalars(select(Order.order_ref).where(Order.order_ref.in_(request.refs)))
+        )
 
 
 # ---------------------------------------------------------------- status

@@ -37,6 +37,10 @@ class OrdersService:
         )
 
     @expected
+    def known_order_refs(self, refs: Any) -> list[str]:
+        return logic.known_order_refs(self.db, refs)
+
+    @expected
     def list_orders(self, user_id: Any, query: Any = None) -> dict[str, Any]:
         return logic.list_orders(self.db, user_id, query)
 

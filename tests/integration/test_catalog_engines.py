@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,20 @@ def test_search_patch_delete_and_wishlist(sessions: sessionmaker, events: Outbox
     wishlist.wishlist_add(sessions, 8, ids[1])
     assert [i["product"]["id"] for i in wishlist.wishlist_list(sessions, 7)] == [ids[1]]
     assert wishlist.wishlisted_by(sessions, ids[1]) == [7, 8]
+
+
+def test_stale_reservations_are_settled_by_age(
+    sessions: sessionmaker, events: OutboxHandle
+) -> None:
+    product_id = product_with(sessions, events, 3)
+    for ref in ("order-kept", "order-lost"):
+        payload = {"product_id": product_id, "quantity": 1, "order_ref": ref}
+        stock.reserve_stock(sessions, events, payload)
+    now = datetime.now(UTC)
+    assert stock.stale_refs(sessions, now - timedelta(minutes=10)) == []
+    settled = stock.settle_stale(
+        sessions, events, lambda refs: ["order-kept"], now + timedelta(minutes=1)
+    )
+    assert settled == (1, 1)
+    assert products.get_product(sessions, product_id)["stock"] == 2
+    assert stock.stale_refs(sessions, now + timedelta(minutes=1)) == []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,37 @@ def test_releasing_an_unknown_order_ref_is_false(sessions) -> None:
 def test_releasing_a_malformed_order_ref_is_invalid_input(sessions, order_ref) -> None:
     with pytest.raises(InvalidInput):
         stock.release_stock(sessions, RecordingSink(), order_ref)
+
+
+def _later(minutes: int) -> datetime:
+    return datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+def test_stale_reservations_are_confirmed_or_released(sessions, lamp) -> None:
+    for ref in ("order-kept", "order-lost"):
+        stock.reserve_stock(sessions, RecordingSink(), reserve(lamp["id"], 1, ref))
+    asked: list[list[str]] = []
+
+    def known(refs: list[str]) -> list[str]:
+        asked.append(refs)
+        return ["order-kept"]
+
+    # Within the grace period nothing is looked at.
+    assert stock.settle_stale(sessions, RecordingSink(), known, _later(-10)) == (0, 0)
+    assert asked == []
+    assert stock.settle_stale(sessions, RecordingSink(), known, _later(1)) == (1, 1)
+    assert asked == [["order-kept", "order-lost"]]
+    assert stock_of(sessions, lamp["id"]) == 2
+    # Settled reservations are not asked about again.
+    assert stock.settle_stale(sessions, RecordingSink(), known, _later(1)) == (0, 0)
+
+
+def test_when_orders_cannot_answer_no_stock_is_released(sessions, lamp) -> None:
+    stock.reserve_stock(sessions, RecordingSink(), reserve(lamp["id"], 2))
+
+    def unreachable(refs: list[str]) -> list[str]:
+        raise ConnectionError("orders is down")
+
+    with pytest.raises(ConnectionError):
+        stock.settle_stale(sessions, RecordingSink(), unreachable, _later(1))
+    assert stock_of(sessions, lamp["id"]) == 1

@@ -392,3 +392,11 @@ def test_a_failed_release_keeps_the_cancel_and_its_event_names_the_reservation(
     # The catalog releases from this event: the reservation is named in it.
     (event,) = sink.events
     assert event.new_status == "cancelled" and event.order_ref in catalog.reservations
+
+
+def test_known_order_refs_names_only_stored_orders(sessions, catalog, order) -> None:
+    (ref,) = catalog.reservations
+    assert logic.known_order_refs(sessions, [ref, "never-stored"]) == [ref]
+    assert logic.known_order_refs(sessions, []) == []
+    with pytest.raises(InvalidInput):
+        logic.known_order_refs(sessions, "not-a-list")

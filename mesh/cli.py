@@ -70,13 +70,15 @@ def create_admin(settings: Settings, email: str, password: str, name: str) -> in
     """Create an admin user, or promote the existing user with that e-mail."""
     from mesh.clients import make_redis
     from mesh.errors import Conflict, InvalidInput
+    from mesh.migrations import upgrade
     from mesh.outbox import OutboxHandle
     from mesh.sql import make_sessionmaker
     from services.users import logic
-    from services.users.models import Base, outbox
+    from services.users.models import outbox
     from services.users.passwords import PasswordHasher
 
-    sessions = make_sessionmaker(settings.sql_url("users"), Base.metadata)
+    upgrade("users", settings.sql_url("users"))
+    sessions = make_sessionmaker(settings.sql_url("users"))
     # The users service's relay publishes the stored user.registered event.
     events = OutboxHandle(outbox, on_commit=lambda _session: None)
     cache = make_redis(settings)

@@ -185,7 +185,7 @@ class Outbox(DependencyProvider):
     def setup(self) -> None:
         settings = get_settings()
         self.poll_seconds = settings.outbox_poll_seconds
-        self.sessions = make_sessionmaker(settings.sql_url(self.service), self.table.metadata)
+        self.sessions = make_sessionmaker(settings.sql_url(self.service))  # Database migrates
         self.publish: PublishFn = AmqpEventPublisher(settings.amqp_uri)
         with get_connection(settings.amqp_uri) as connection:
             topology.declare_for_publisher(connection, self.service)

@@ -8,6 +8,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import CursorResult, Engine, Executable, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from mesh.migrations import upgrade
 from mesh.settings import get_settings
 
 
@@ -28,10 +29,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_sessionmaker(url: str, metadata: MetaData) -> sessionmaker:
-    """Create the schema if it is missing and return a session factory."""
+def make_sessionmaker(url: str, metadata: MetaData | None = None) -> sessionmaker:
+    """A session factory for ``url``. Given ``metadata``, missing tables are created from the
+    models (tests do that); a service's database is migrated instead (``mesh.migrations``)."""
     engine = make_engine(url)
-    metadata.create_all(engine)
+    if metadata is not None:
+        metadata.create_all(engine)
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -45,15 +48,16 @@ class Base(DeclarativeBase):
 
 
 class Database(DependencyProvider):
-    """Injects a ``sessionmaker`` bound to the service's own database."""
+    """Injects a ``sessionmaker`` bound to the service's own database, migrated at setup."""
 
-    def __init__(self, service: str, metadata: MetaData) -> None:
+    def __init__(self, service: str) -> None:
         self.service = service
-        self.metadata = metadata
         self.sessions: sessionmaker | None = None
 
     def setup(self) -> None:
-        self.sessions = make_sessionmaker(get_settings().sql_url(self.service), self.metadata)
+        url = get_settings().sql_url(self.service)
+        upgrade(self.service, url)
+        self.sessions = make_sessionmaker(url)
 
     def stop(self) -> None:
         if self.sessions is not None:

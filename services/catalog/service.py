@@ -17,7 +17,7 @@ from mesh.providers import CorrelationContext
 from mesh.settings import get_settings
 from mesh.sql import Database
 from services.catalog import products, stock, wishlist
-from services.catalog.models import Base, outbox
+from services.catalog.models import outbox
 
 expected = rpc(expected_exceptions=MeshError)
 
@@ -26,7 +26,7 @@ class CatalogService:
     name = "catalog"
 
     context = CorrelationContext()
-    db = Database("catalog", Base.metadata)
+    db = Database("catalog")
     events = Outbox("catalog", outbox)
     orders = RpcProxy("orders")
 

@@ -12,7 +12,7 @@ from mesh.providers import CorrelationContext
 from mesh.sql import Database
 from services.orders import logic
 from services.orders.clients import CatalogRpc, UsersRpc
-from services.orders.models import Base, outbox
+from services.orders.models import outbox
 
 expected = rpc(expected_exceptions=MeshError)
 
@@ -21,7 +21,7 @@ class OrdersService:
     name = "orders"
 
     context = CorrelationContext()
-    db = Database("orders", Base.metadata)
+    db = Database("orders")
     events = Outbox("orders", outbox)
     catalog = RpcProxy("catalog")
     users = RpcProxy("users")

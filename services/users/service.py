@@ -12,7 +12,7 @@ from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext, Redis
 from mesh.sql import Database
 from services.users import logic
-from services.users.models import Base, outbox
+from services.users.models import outbox
 from services.users.passwords import PasswordHasher
 
 expected = rpc(expected_exceptions=MeshError)
@@ -22,7 +22,7 @@ class UsersService:
     name = "users"
 
     context = CorrelationContext()
-    db = Database("users", Base.metadata)
+    db = Database("users")
     events = Outbox("users", outbox)
     cache = Redis()
     hasher = PasswordHasher(offload=tpool.execute)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from mesh.errors import ContractViolation, InvalidInput
 
@@ -32,7 +33,13 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class Event(Contract):
-    """A domain event: past tense, ids rather than whole objects."""
+    """A domain event: past tense, ids rather than whole objects.
+
+    Unknown fields are ignored, not refused: during a rolling upgrade a consumer may
+    meet an event from a newer publisher, and must not dead-letter it for an extra field.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
     type: ClassVar[str]
     source: ClassVar[str]
@@ -47,6 +54,17 @@ class Event(Contract):
 
 
 ID_MAX = 2**63 - 1
+
+
+def _no_control_characters(value: str) -> str:
+    # NUL and friends are refused at the edge: PostgreSQL rejects them mid-query otherwise.
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_characters)]
+"""A string that may be stored or searched: no control characters but tab and newlines."""
 
 
 def is_id(value: Any) -> bool:
@@ -75,6 +93,15 @@ def parse(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput("invalid input", field_errors(exc)) from None
+
+
+def parse_value(kind: Any, value: Any, field: str) -> Any:
+    """Validate one value against a type; raise InvalidInput naming ``field``."""
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        details = [{"field": field, "message": err["msg"]} for err in exc.errors(include_url=False)]
+        raise InvalidInput("invalid input", details) from None
 
 
 def parse_event(model: type[M], body: Any) -> M:

@@ -6,15 +6,18 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
-from contracts.base import Contract, Event, UtcDatetime
+from contracts.base import ID_MAX, Contract, Event, Text, UtcDatetime
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[Text, StringConstraints(max_length=5000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 PriceCents = Annotated[StrictInt, Field(ge=0, le=100_000_000)]
 Stock = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
-Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+Id = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
 Quantity = Annotated[StrictInt, Field(ge=1, le=100)]
+ORDER_REF_MAX = 64
+OrderRef = Annotated[Text, StringConstraints(min_length=1, max_length=ORDER_REF_MAX)]
+"""Names one order's stock reservation (orders makes it; catalog keys reservations by it)."""
 
 
 class FieldChange(Contract):
@@ -72,7 +75,7 @@ class ProductOut(Contract):
 
 
 class ProductQuery(Contract):
-    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    q: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 20
     offset: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
 
@@ -94,7 +97,7 @@ class ReserveRequest(Contract):
 
     product_id: Id
     quantity: Quantity
-    order_ref: Annotated[str, StringConstraints(min_length=8, max_length=64)]
+    order_ref: OrderRef
 
 
 class Reservation(Contract):

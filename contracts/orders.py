@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StrictInt, StringConstraints
+from pydantic import Field, StrictInt
 
 from contracts.base import Contract, Event, UtcDatetime
-from contracts.catalog import Id, Quantity
+from contracts.catalog import Id, OrderRef, Quantity
 
 Status = Literal["pending", "paid", "shipped", "delivered", "cancelled"]
 
@@ -69,9 +69,6 @@ class OrderOut(Contract):
     status: Status
     created_at: UtcDatetime
     updated_at: UtcDatetime
-
-
-OrderRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class OrderRefs(Contract):

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import EmailStr, Field, field_validator
 
-from contracts.base import Contract, Event, UtcDatetime
+from contracts.base import Contract, Event, Text, UtcDatetime
 
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
 _COMMON = {
@@ -70,7 +70,7 @@ class RegisterRequest(Contract):
 
 
 class Credentials(Contract):
-    email: str = Field(min_length=1, max_length=254)
+    email: Text = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX, repr=False)
 
 

@@ -65,6 +65,7 @@ def settings_config(settings: Settings) -> dict[str, Any]:
         "SSE_KEEPALIVE_SECONDS": 15.0,
         "SSE_POLL_SECONDS": 1.0,
         "READY_TIMEOUT": 2.0,
+        "READY_CACHE_SECONDS": 2.0,
     }
 
 
@@ -106,6 +107,7 @@ def create_app(
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     apply_limits(app, limiter)
+    health.init_ready(app)
     install(
         app,
         Deps(

@@ -11,12 +11,12 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter, Map
 
+from contracts.base import ID_MAX
 from mesh.errors import InvalidInput, MeshError
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 
-MAX_ID = 2**63 - 1  # a signed 64-bit SQL key
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
@@ -26,14 +26,22 @@ class IdConverter(IntegerConverter):
     regex = r"[0-9]{1,19}"
 
     def __init__(self, map: Map) -> None:
-        super().__init__(map, min=1, max=MAX_ID)
+        super().__init__(map, min=1, max=ID_MAX)
+
+
+def parsed_json() -> Any:
+    """The request's parsed JSON body; None when it is absent or malformed."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:  # too deeply nested: ``silent`` only swallows ValueError
+        return None
 
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object: 415 if it is not JSON, 400 if malformed or not an object."""
     if not request.is_json:
         raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
-    body = request.get_json(silent=True)
+    body = parsed_json()
     if body is None:
         raise BadRequest("the body is not valid JSON")
     if not isinstance(body, dict):
@@ -80,5 +88,16 @@ def from_rpc(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        log.error("a service answer broke %s: %s", model.__name__, exc)
+        # Never the error's text: it quotes the offending values, i.e. user data.
+        fields = [_location(error["loc"]) for error in exc.errors(include_input=False)]
+        log.error(
+            "a service answer broke %s: %d error(s) at %s",
+            model.__name__,
+            exc.error_count(),
+            ", ".join(fields),
+        )
         raise MeshError("internal error") from None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(root)"

@@ -13,6 +13,8 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_limiter import ApplicationLimit, Limiter
 
+from gateway.http import parsed_json
+
 API_PREFIX = "/api/"
 API_SCOPE = "api"
 LIMITED = {
@@ -27,8 +29,11 @@ def client_ip() -> str:
 
 
 def account_key() -> str:
-    """The lowercased e-mail of the body (hashed: no address in keys or logs), else the IP."""
-    body = request.get_json(silent=True)
+    """The lowercased e-mail of the body (hashed: no address in keys or logs), else the IP.
+
+    A body that does not parse falls back to the IP key; the view answers it with a 400.
+    """
+    body = parsed_json()
     email = body.get("email") if isinstance(body, dict) else None
     if isinstance(email, str) and email.strip():
         digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]

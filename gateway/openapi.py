@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from contracts.base import ID_MAX
 from contracts.catalog import (
     ProductCreate,
     ProductOut,
@@ -22,7 +23,6 @@ from contracts.orders import OrderCreate, OrderOut, OrderPage, OrderQuery, Statu
 from contracts.registry import EVENTS
 from contracts.users import Credentials, PublicUser, RegisterRequest, UserOut
 from gateway.cache import HEADER as CACHE_HEADER
-from gateway.http import MAX_ID
 from gateway.schemas import (
     ErrorBody,
     Health,
@@ -372,7 +372,7 @@ def _path_param(name: str) -> dict[str, Any]:
         "in": "path",
         "required": True,
         "description": "An id; anything else is a 404.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "schema": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
     }
 
 

@@ -102,7 +102,9 @@ def dlq(settings: Settings, action: str, queue: str | None) -> int:
 
     if action == "list":
         for name, count in dead_letters.counts(settings.amqp_uri).items():
-            print(f"{count:8d}  {name}")
+            print(
+                f"{count:8d}  {dead_letters.dead_letter_queue(name)}  (replay: dlq replay {name})"
+            )
         return 0
     if not queue:
         print("dlq replay needs a queue name (see `dlq list`)", file=sys.stderr)

@@ -1,46 +1,57 @@
-"""Inspect and replay the dead-letter queues of the event handlers and the mirror."""
+"""Inspect and replay dead letters: the event handlers', the mirror's and the e-mail actor's."""
 
 from __future__ import annotations
 
 from kombu import Connection, Queue
 
+from contracts.notifications import EMAIL_QUEUE
 from mesh import topology
+
+# Dramatiq parks a message whose retries are spent in "<queue>.XQ", and drops it after 7 days.
+DRAMATIQ_QUEUES = (EMAIL_QUEUE,)
 
 
 class UnknownQueue(LookupError):
     """The queue has no dead-letter queue."""
 
 
-def dead_letter_names() -> list[str]:
-    names = [topology.dead_letter_queue(q).name for q in topology.all_handler_queue_names()]
-    return [*names, topology.MIRROR_DLQ]
+def dead_letter_queue(queue_name: str) -> str:
+    """Where ``queue_name``'s failed messages wait."""
+    if queue_name in DRAMATIQ_QUEUES:
+        return f"{queue_name}.XQ"
+    return topology.dead_letter_queue(queue_name).name
+
+
+def replayable_queues() -> list[str]:
+    return [*topology.all_handler_queue_names(), topology.MIRROR_QUEUE, *DRAMATIQ_QUEUES]
 
 
 def counts(amqp_uri: str) -> dict[str, int]:
-    """Messages waiting in each dead-letter queue (a queue not declared yet counts 0)."""
-    result: dict[str, int] = {}
+    """Dead letters waiting per queue they came from (a queue not declared yet counts 0)."""
     with Connection(amqp_uri) as connection:
-        for name in dead_letter_names():
-            try:
-                bound = Queue(name, durable=True)(connection.channel())
-                result[name] = int(bound.queue_declare(passive=True).message_count)
-            except connection.channel_errors:
-                result[name] = 0
-    return result
+        return {
+            name: _waiting(connection, dead_letter_queue(name)) or 0 for name in replayable_queues()
+        }
 
 
 def replay(amqp_uri: str, queue_name: str) -> int:
-    """Move every message of ``queue_name``'s dead-letter queue back onto it, attempts reset."""
-    source = f"{queue_name}.dlq"
-    moved = 0
+    """Move the messages now in ``queue_name``'s dead-letter queue back onto it.
+
+    Only as many as were there when it started: a message that fails for good comes
+    straight back, and must not be replayed again in a loop.
+    """
+    source = dead_letter_queue(queue_name)
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
-        try:
-            Queue(source, durable=True)(connection.channel()).queue_declare(passive=True)
-        except connection.channel_errors:
-            raise UnknownQueue(queue_name) from None
+        waiting = _waiting(connection, source)
+        if waiting is None:
+            raise UnknownQueue(queue_name)
         channel = connection.channel()
         producer = connection.Producer(channel)
-        while (message := Queue(source, durable=True)(channel).get(no_ack=False)) is not None:
+        queue = Queue(source, durable=True)(channel)
+        for moved in range(waiting):
+            message = queue.get(no_ack=False)
+            if message is None:
+                return moved
             headers = {
                 k: v for k, v in (message.headers or {}).items() if not k.startswith("x-mesh-")
             }
@@ -54,5 +65,13 @@ def replay(amqp_uri: str, queue_name: str) -> int:
                 delivery_mode=2,
             )
             message.ack()
-            moved += 1
-    return moved
+    return waiting
+
+
+def _waiting(connection: Connection, name: str) -> int | None:
+    """Messages in queue ``name``, or None if it does not exist."""
+    try:
+        bound = Queue(name, durable=True)(connection.channel())
+        return int(bound.queue_declare(passive=True).message_count)
+    except connection.channel_errors:
+        return None

@@ -5,18 +5,18 @@ migration after changing a service's models::
 
     .venv/bin/python -m mesh.migrations revision users "add a column"
 
-which autogenerates ``services/users/migrations/versions/<rev>_<slug>.py`` for review.
+which compares the models with a scratch database at the newest revision and autogenerates
+``services/users/migrations/versions/<rev>_<slug>.py`` for review.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, create_engine
-
-from mesh.settings import get_settings
 
 
 def config(service: str, url: str) -> Config:
@@ -49,9 +49,11 @@ def main(argv: list[str]) -> int:
         print("usage: python -m mesh.migrations revision SERVICE MESSAGE", file=sys.stderr)
         return 2
     _, service, message = argv
-    cfg = config(service, get_settings().sql_url(service))
-    command.upgrade(cfg, "head")
-    command.revision(cfg, message=message, autogenerate=True)
+    # Compare the models with a scratch database at head, never with a live one.
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = config(service, f"sqlite:///{folder}/draft.db")
+        command.upgrade(cfg, "head")
+        command.revision(cfg, message=message, autogenerate=True)
     return 0
 
 

@@ -197,6 +197,7 @@ class Outbox(DependencyProvider):
     def stop(self) -> None:
         self._running = False
         self.wake()
+        self.sessions.kw["bind"].dispose()
 
     def kill(self) -> None:
         self.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -69,12 +70,28 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         secret = self.jwt_secret.get_secret_value()
-        if self.mesh_env != "development" and (secret == DEV_JWT_SECRET or len(secret) < 32):
+        weak = secret == DEV_JWT_SECRET or len(secret) < 32
+        # Development may keep the public default only while the gateway is unreachable
+        # from other machines: anyone could forge an admin token with it.
+        if weak and (self.mesh_env != "development" or not self._gateway_is_local()):
             raise ValueError(
-                "JWT_SECRET must be set to a random value of 32+ characters "
-                "when MESH_ENV is not 'development'"
+                "JWT_SECRET must be set to a random value of 32+ characters when MESH_ENV "
+                "is not 'development' or the gateway listens beyond this machine"
             )
         return self
+
+    @model_validator(mode="after")
+    def _grace_outlasts_rpc(self) -> Settings:
+        # Settling a reservation must never race an order that is still being placed.
+        if self.reservation_grace_seconds < 4 * self.rpc_timeout:
+            raise ValueError("RESERVATION_GRACE_SECONDS must be at least 4 x RPC_TIMEOUT")
+        return self
+
+    def _gateway_is_local(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.gateway_host).is_loopback
+        except ValueError:
+            return self.gateway_host == "localhost"
 
     @property
     def mongo_uri(self) -> str:

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import CursorResult, Engine, Executable, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from mesh.migrations import upgrade
 from mesh.settings import get_settings
@@ -15,10 +15,15 @@ from mesh.settings import get_settings
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so processes can share it."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # hide_parameters: an error message must never carry e-mails or password hashes into logs.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -41,10 +46,6 @@ def make_sessionmaker(url: str, metadata: MetaData | None = None) -> sessionmake
 def affected(session: Session, statement: Executable) -> int:
     """Run an UPDATE or DELETE in the session; the number of rows it matched."""
     return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
-
-
-class Base(DeclarativeBase):
-    """Declarative base; each service gets its own subclass with its own metadata."""
 
 
 class Database(DependencyProvider):

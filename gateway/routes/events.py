@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
+from flask_jwt_extended import get_jwt
+from redis import Redis
 from redis.exceptions import RedisError
 
 from contracts.registry import EVENTS
-from gateway.auth import admin_required
+from gateway.auth import admin_required, is_revoked
 from gateway.deps import redis
 from mesh.errors import InvalidInput
 
@@ -46,19 +48,43 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def relay(pubsub: Any, keepalive: float, poll: float) -> Iterator[str]:
-    """Yield every published message, and a comment when quiet for ``keepalive`` s."""
+def token_still_valid(
+    store: Redis, claims: dict[str, Any], clock: Callable[[], float] = time.time
+) -> Callable[[], bool]:
+    """A check that the token with ``claims`` has neither expired nor been revoked."""
+
+    def still_valid() -> bool:
+        expires = claims.get("exp")
+        if expires is not None and clock() >= expires:
+            return False
+        return not is_revoked(store, claims)
+
+    return still_valid
+
+
+def relay(
+    pubsub: Any, keepalive: float, poll: float, still_valid: Callable[[], bool]
+) -> Iterator[str]:
+    """Yield every published message, and a comment when quiet for ``keepalive`` s.
+
+    The stream ends, before sending anything more, once ``still_valid()`` is false.
+    """
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         last_sent = time.monotonic()
         while True:
             message = pubsub.get_message(ignore_subscribe_messages=True, timeout=poll)
             if message and message.get("type") == "message":
-                yield sse_message(_text(message["channel"]), _text(message["data"]))
-                last_sent = time.monotonic()
+                chunk = sse_message(_text(message["channel"]), _text(message["data"]))
             elif time.monotonic() - last_sent >= keepalive:
-                yield ": keepalive\n\n"
-                last_sent = time.monotonic()
+                chunk = ": keepalive\n\n"
+            else:
+                continue
+            if not still_valid():
+                log.info("event stream ended: its token expired or was revoked")
+                return
+            yield chunk
+            last_sent = time.monotonic()
     except RedisError as exc:
         log.warning("event stream ended, redis failed: %r", exc)
     finally:  # also on GeneratorExit, when the client goes away
@@ -70,10 +96,13 @@ def relay(pubsub: Any, keepalive: float, poll: float) -> Iterator[str]:
 def stream() -> Response:
     """Admins only. ``?types=user.registered,...`` picks the channels."""
     channels = requested_types(request.args.get("types"))
-    pubsub = redis().pubsub(ignore_subscribe_messages=True)
+    store = redis()
+    pubsub = store.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(*channels)
     config = current_app.config
-    body = relay(pubsub, config["SSE_KEEPALIVE_SECONDS"], config["SSE_POLL_SECONDS"])
+    # The token was checked once, here; the stream may outlive it (expiry, logout).
+    still_valid = token_still_valid(store, dict(get_jwt()))
+    body = relay(pubsub, config["SSE_KEEPALIVE_SECONDS"], config["SSE_POLL_SECONDS"], still_valid)
     response = Response(stream_with_context(body), mimetype="text/event-stream")
     response.call_on_close(pubsub.close)  # a stream never started still unsubscribes
     response.headers["Cache-Control"] = "no-cache"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.deps import Deps, deps
@@ -16,6 +19,39 @@ bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
 READY_SERVICES = ("users", "catalog", "orders", "notifications")
+READY_CACHE_KEY = "mesh.ready"
+
+ReadyAnswer = tuple[dict[str, Any], int]
+
+
+class ReadyCache:
+    """The last readiness answer, reused for ``ttl`` seconds.
+
+    /ready is public and each fresh answer pings every service through the shared RPC pool:
+    a burst of probes costs one round of pings per ``ttl`` per worker, not one per probe.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._answer: ReadyAnswer | None = None
+        self._expires = 0.0
+
+    def get(self, compute: Callable[[], ReadyAnswer]) -> ReadyAnswer:
+        """The cached answer, or a fresh one from ``compute`` once it is stale."""
+        with self._lock:  # held while computing, so concurrent probes wait for one round
+            if self._answer is None or self.clock() >= self._expires:
+                self._answer = compute()
+                self._expires = self.clock() + self.ttl
+            return self._answer
+
+
+def init_ready(app: Flask, clock: Callable[[], float] = time.monotonic) -> ReadyCache:
+    """Give ``app`` its own readiness cache (``READY_CACHE_SECONDS``)."""
+    cache = ReadyCache(float(app.config["READY_CACHE_SECONDS"]), clock)
+    app.extensions[READY_CACHE_KEY] = cache
+    return cache
 
 
 @bp.get("/health")
@@ -42,7 +78,13 @@ def _redis_state() -> str:
 
 
 @bp.get("/ready")
-def ready() -> tuple[dict[str, Any], int]:
+def ready() -> ReadyAnswer:
+    cache: ReadyCache = current_app.extensions[READY_CACHE_KEY]
+    return cache.get(_readiness)
+
+
+def _readiness() -> ReadyAnswer:
+    """Ping every service and Redis now: ``(body, 200 or 503)``."""
     timeout = float(current_app.config["READY_TIMEOUT"])
     dependencies = deps()
     with ThreadPoolExecutor(max_workers=len(READY_SERVICES)) as pool:  # ping them all at once

@@ -18,7 +18,7 @@ from gateway.cache import cached_json, response_cache
 from gateway.deps import rpc
 from gateway.http import from_rpc, json_body, query_ints, refuse_nulls
 from gateway.schemas import NotificationList
-from mesh.errors import Forbidden, NotFound
+from mesh.errors import NotFound
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 
@@ -41,7 +41,7 @@ def visible_order(order_id: int) -> tuple[OrderOut, bool]:
 
     try:
         order, hit = response_cache().cached(KIND, order_id, OrderOut, load)
-    except (NotFound, Forbidden):
+    except NotFound:
         raise not_found(order_id) from None
     # Checked on every answer, above all on a cache hit: the cache is keyed by order id only.
     if order.id != order_id or not (is_admin or order.user_id == user_id):

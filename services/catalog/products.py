@@ -17,7 +17,7 @@ from contracts.catalog import (
     ProductQuery,
     ProductUpdated,
 )
-from mesh.errors import InvalidInput, NotFound
+from mesh.errors import NotFound
 from mesh.outbox import EventSink
 from mesh.sql import affected
 from services.catalog.models import Product, utcnow
@@ -104,13 +104,8 @@ def create_product(sessions: sessionmaker, events: EventSink, payload: Any) -> d
 
 
 def _patch_values(patch: ProductPatch) -> dict[str, Any]:
-    """The fields the patch gives; an explicit null is refused (every column is required)."""
-    values = {field: getattr(patch, field) for field in patch.model_fields_set}
-    nulls = sorted(field for field, value in values.items() if value is None)
-    if nulls:
-        details = [{"field": field, "message": "must not be null"} for field in nulls]
-        raise InvalidInput("invalid input", details)
-    return values
+    """The fields the patch gives (the contract has already refused explicit nulls)."""
+    return {field: getattr(patch, field) for field in patch.model_fields_set}
 
 
 def update_product(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from contracts.base import parse_event
@@ -14,6 +14,7 @@ from mesh.errors import MeshError
 from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
+from mesh.rpc import BoundedRpcProxy
 from mesh.settings import get_settings
 from mesh.sql import Database
 from services.catalog import products, stock, wishlist
@@ -28,7 +29,7 @@ class CatalogService:
     context = CorrelationContext()
     db = Database("catalog")
     events = Outbox("catalog", outbox)
-    orders = RpcProxy("orders")
+    orders = BoundedRpcProxy("orders")
 
     @rpc
     def ping(self) -> str:

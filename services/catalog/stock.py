@@ -10,16 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import parse
-from contracts.catalog import FieldChange, ProductUpdated, ReserveRequest
+from contracts.base import parse, parse_value
+from contracts.catalog import FieldChange, OrderRef, ProductUpdated, ReserveRequest
 from contracts.catalog import Reservation as ReservationOut
 from contracts.orders import OrderStatusChanged
-from mesh.errors import Conflict, InvalidInput, NotFound
+from mesh.errors import Conflict, NotFound
 from mesh.outbox import EventSink
 from mesh.sql import affected
 from services.catalog.models import Product, Reservation, utcnow
-
-ORDER_REF_MAX = 64
 
 
 def _out(reservation: Reservation) -> dict[str, Any]:
@@ -37,9 +35,12 @@ def _find(sessions: sessionmaker, order_ref: str) -> Reservation | None:
 
 
 def _existing(reservation: Reservation, request: ReserveRequest) -> dict[str, Any]:
-    """The stored reservation, if the repeated request asks for the same stock."""
+    """The stored reservation, if the repeated request asks for the same, still-held stock."""
     if (reservation.product_id, reservation.quantity) != (request.product_id, request.quantity):
         raise Conflict("order_ref already reserved other stock")
+    if reservation.released_at is not None:
+        # Its stock went back (a cancel, or settling): a late retry must not pass as reserved.
+        raise Conflict("order_ref was released")
     return _out(reservation)
 
 
@@ -94,13 +95,6 @@ def reserve_stock(sessions: sessionmaker, events: EventSink, payload: Any) -> di
         return _existing(existing, request)
 
 
-def _check_ref(order_ref: Any) -> str:
-    if not isinstance(order_ref, str) or not 1 <= len(order_ref) <= ORDER_REF_MAX:
-        message = f"must be a string of 1 to {ORDER_REF_MAX} characters"
-        raise InvalidInput("invalid input", [{"field": "order_ref", "message": message}])
-    return order_ref
-
-
 def _give_back(session: Session, reservation: Reservation) -> int:
     """Add the reservation's quantity back to its product; the stock afterwards."""
     session.execute(
@@ -114,7 +108,7 @@ def _give_back(session: Session, reservation: Reservation) -> int:
 
 def release_stock(sessions: sessionmaker, events: EventSink, order_ref: Any) -> bool:
     """Give a reservation's stock back; True only for the one call that released it."""
-    order_ref = _check_ref(order_ref)
+    order_ref = parse_value(OrderRef, order_ref, "order_ref")
     with sessions() as session, session.begin():
         released = affected(
             session,

@@ -44,7 +44,7 @@ def deliver_email(db: Database, settings: Settings, key: str) -> bool:
     else:
         write_eml(settings.mesh_var_dir / "mail", key, message)
     db[COLLECTION].update_one({"_id": doc["_id"]}, {"$set": {"emailSent": True}})
-    log.info("e-mail sent", extra={"key": key, "to": doc["email"]["to"]})
+    log.info("e-mail sent", extra={"key": key})
     return True
 
 

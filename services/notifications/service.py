@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 
 from contracts.base import parse_event
 from contracts.catalog import ProductUpdated
@@ -13,6 +13,7 @@ from contracts.users import UserRegistered
 from mesh.errors import MeshError
 from mesh.events import handle_event
 from mesh.providers import CorrelationContext, Mongo
+from mesh.rpc import BoundedRpcProxy
 from mesh.tasks import TaskQueue
 from services.notifications import logic, messages
 
@@ -23,8 +24,8 @@ class NotificationsService:
     context = CorrelationContext()
     mongo = Mongo(prepare=logic.prepare)
     tasks = TaskQueue()
-    users = RpcProxy("users")
-    catalog = RpcProxy("catalog")
+    users = BoundedRpcProxy("users")
+    catalog = BoundedRpcProxy("catalog")
 
     @rpc
     def ping(self) -> str:

@@ -9,7 +9,6 @@ from typing import Any, Protocol
 class Catalog(Protocol):
     def reserve(self, payload: dict[str, Any]) -> dict[str, Any]: ...
     def release(self, order_ref: str) -> bool: ...
-    def get_product(self, product_id: int) -> dict[str, Any]: ...
 
 
 class Users(Protocol):
@@ -29,9 +28,6 @@ class CatalogRpc:
 
     def release(self, order_ref: str) -> bool:
         return bool(self.proxy.release_stock(order_ref))
-
-    def get_product(self, product_id: int) -> dict[str, Any]:
-        return dict(self.proxy.get_product(product_id))
 
 
 class UsersRpc:

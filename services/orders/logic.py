@@ -23,7 +23,7 @@ from contracts.orders import (
     OrderStatusChanged,
     StatusChange,
 )
-from mesh.errors import Conflict, MeshError, NotFound
+from mesh.errors import Conflict, MeshError, NotFound, Unavailable
 from mesh.outbox import EventSink
 from mesh.sql import affected
 from services.orders.clients import Catalog, Users
@@ -60,6 +60,8 @@ def _confirm(confirm_user: Callable[[], None]) -> None:
         confirm_user()
     except NotFound:
         raise NotFound("user not found") from None
+    except TimeoutError as exc:
+        raise Unavailable("the users service did not answer; nothing was ordered") from exc
 
 
 def _release(catalog: Catalog, order_ref: str) -> None:
@@ -80,10 +82,10 @@ def _reserve(catalog: Catalog, request: OrderCreate, order_ref: str) -> Reservat
         raise NotFound("product not found") from None
     except MeshError:
         raise  # Conflict "not enough stock": nothing was taken
-    except Exception:
-        # A lost reply or a bad answer: the stock may have been taken, so give it back.
+    except Exception as exc:
+        # No answer in time, or a bad one: the stock may have been taken, so give it back.
         _release(catalog, order_ref)
-        raise
+        raise Unavailable("the catalog did not answer; nothing was ordered") from exc
 
 
 def _store(

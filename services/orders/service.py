@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 
 from mesh.errors import MeshError
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
+from mesh.rpc import BoundedRpcProxy
 from mesh.sql import Database
 from services.orders import logic
 from services.orders.clients import CatalogRpc, UsersRpc
@@ -23,8 +24,8 @@ class OrdersService:
     context = CorrelationContext()
     db = Database("orders")
     events = Outbox("orders", outbox)
-    catalog = RpcProxy("catalog")
-    users = RpcProxy("users")
+    catalog = BoundedRpcProxy("catalog")
+    users = BoundedRpcProxy("users")
 
     @rpc
     def ping(self) -> str:

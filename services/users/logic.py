@@ -112,7 +112,7 @@ def promote_admin(sessions: sessionmaker, cache: Cache, email: str) -> dict[str,
             raise NotFound("user not found")
         user.is_admin = True
     cache.delete(cache_key(user.id))
-    log.info("user registered", extra={"user_id": user.id})
+    log.info("user promoted to admin", extra={"user_id": user.id})
     return to_out(user)
 
 

@@ -34,7 +34,7 @@ class PasswordHasher:
 
     @cached_property
     def _dummy(self) -> str:
-        return str(self._argon2.hash("dummy password for timing equalisation"))
+        return str(self._offload(self._argon2.hash, "dummy password for timing equalisation"))
 
     def hash(self, password: str) -> str:
         return str(self._offload(self._argon2.hash, password))

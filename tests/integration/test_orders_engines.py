@@ -39,9 +39,6 @@ class CountingCatalog(Catalog):
             self.released.append(order_ref)
         return first
 
-    def get_product(self, product_id: int) -> dict[str, Any]:
-        return {"id": product_id}
-
 
 class AnyUser(Users):
     def confirm_later(self, user_id: int) -> Callable[[], None]:

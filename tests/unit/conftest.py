@@ -344,6 +344,19 @@ class FakeRedis:
         return len(receivers)
 
 
+# ----------------------------------------------------------------- a clock
+
+
+class FakeClock:
+    """A clock that moves only when a test moves it (``clock.now += seconds``)."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 # ----------------------------------------------------------------- the app
 
 TEST_CONFIG = {
@@ -381,6 +394,11 @@ def fake_rpc(fake_users: FakeUsers, fake_catalog: FakeCatalog, fake_orders: Fake
 @pytest.fixture
 def fake_redis() -> FakeRedis:
     return FakeRedis()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture

@@ -121,7 +121,9 @@ def test_reserving_a_deleted_product_is_not_found(sessions, lamp) -> None:
         reserve(1, "2"),
         reserve(1, 1.0),
         reserve("1"),
-        reserve(1, 1, "short"),
+        reserve(1, 1, ""),
+        reserve(1, 1, "x" * 65),
+        reserve(1, 1, "ref\x00nul"),
         {"product_id": 1, "quantity": 1},
     ],
 )
@@ -153,10 +155,11 @@ def test_a_cancelled_order_event_releases_its_stock_once(sessions, lamp, status,
     assert stock_of(sessions, lamp["id"]) == (3 if released else 1)
 
 
-def test_a_released_order_ref_is_not_reserved_again(sessions, lamp) -> None:
+def test_a_released_order_ref_is_refused_not_reserved_again(sessions, lamp) -> None:
     stock.reserve_stock(sessions, RecordingSink(), reserve(lamp["id"], 2))
     stock.release_stock(sessions, RecordingSink(), "order-0001")
-    stock.reserve_stock(sessions, RecordingSink(), reserve(lamp["id"], 2))
+    with pytest.raises(Conflict, match="released"):
+        stock.reserve_stock(sessions, RecordingSink(), reserve(lamp["id"], 2))
     assert stock_of(sessions, lamp["id"]) == 3
 
 

@@ -67,3 +67,33 @@ def test_broken_event_is_a_permanent_contract_violation() -> None:
 def test_naive_datetimes_are_read_as_utc() -> None:
     out = UserOut(id=1, email="a@example.com", name="A", created_at="2026-01-02T03:04:05")
     assert out.model_dump(mode="json")["created_at"] == "2026-01-02T03:04:05Z"
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "bell\x07", "esc\x1b[0m"])
+def test_control_characters_are_refused_where_text_is_stored_or_searched(value: str) -> None:
+    from contracts.catalog import ProductCreate, ProductQuery
+    from contracts.users import Credentials
+
+    for model, data in (
+        (Credentials, {"email": value, "password": "x"}),
+        (ProductQuery, {"q": value}),
+        (ProductCreate, {"name": value, "price_cents": 1}),
+        (ProductCreate, {"name": "ok", "description": value, "price_cents": 1}),
+    ):
+        with pytest.raises(InvalidInput):
+            parse(model, data)
+
+
+def test_descriptions_keep_their_newlines_and_tabs() -> None:
+    from contracts.catalog import ProductCreate
+
+    text = "line one\r\n\tline two"
+    assert (
+        parse(ProductCreate, {"name": "ok", "description": text, "price_cents": 1}).description
+        == text
+    )
+
+
+def test_an_event_from_a_newer_publisher_is_read_not_refused() -> None:
+    wire = {**UserRegistered(user_id=7).to_wire(), "added_later": "x"}
+    assert parse_event(UserRegistered, wire).user_id == 7

@@ -17,3 +17,11 @@ def test_a_contract_violation_goes_straight_to_the_dead_letters() -> None:
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff_ms(n, 1000) for n in (1, 2, 3)] == [1000, 2000, 4000]
     assert backoff_ms(30, 1000) == MAX_BACKOFF_MS
+
+
+def test_the_email_actor_dead_letters_are_replayable() -> None:
+    from mesh import dead_letters
+
+    assert dead_letters.dead_letter_queue("email") == "email.XQ"
+    assert "email" in dead_letters.replayable_queues()
+    assert dead_letters.dead_letter_queue("mesh.mirror") == "mesh.mirror.dlq"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from nameko.exceptions import RemoteError
 
+from gateway.limits import account_key
 from mesh.errors import Unavailable
 from tests.unit.gateway_helpers import assert_error
 
@@ -21,6 +23,27 @@ REGISTER = "/api/auth/register"
 def test_malformed_or_non_object_json_is_400(client, raw):
     response = client.post(REGISTER, data=raw, content_type="application/json")
     assert_error(response, 400, "bad_request")
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", REGISTER])
+def test_too_deeply_nested_json_is_400_not_500(client, fake_rpc, path):
+    response = client.post(path, data="[" * 30000, content_type="application/json")
+    body = assert_error(response, 400, "bad_request")
+    assert body["message"] == "the body is not valid JSON"
+    assert fake_rpc.calls == []
+
+
+def test_the_account_key_of_an_unparsable_body_is_the_ip(app):
+    environ = {"REMOTE_ADDR": "10.3.3.3"}
+    body = "[" * 30000
+    with app.test_request_context(
+        "/api/auth/login",
+        method="POST",
+        data=body,
+        content_type="application/json",
+        environ_base=environ,
+    ):
+        assert account_key() == "ip:10.3.3.3"
 
 
 def test_non_json_content_type_is_415(client):
@@ -85,6 +108,23 @@ def test_answer_breaking_its_contract_is_500(client, fake_rpc):
     fake_rpc.handlers[("users", "register")] = lambda _payload: {"id": "not a number"}
     body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
     assert_error(client.post(REGISTER, json=body), 500, "internal_error")
+
+
+def test_a_broken_answer_is_logged_without_the_values_it_carried(client, fake_rpc, caplog):
+    fake_rpc.handlers[("users", "register")] = lambda _payload: {
+        "id": "not-a-number",
+        "email": "leaked-secret@example.com",
+        "is_admin": "secret-flag",
+    }
+    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+    with caplog.at_level(logging.ERROR):
+        assert_error(client.post(REGISTER, json=body), 500, "internal_error")
+
+    [record] = [r for r in caplog.records if r.name == "gateway.http"]
+    message = record.getMessage()
+    assert "UserOut" in message and "id" in message and "is_admin" in message
+    for leaked in ("not-a-number", "leaked-secret", "secret-flag", "input_value"):
+        assert leaked not in caplog.text
 
 
 def test_redis_down_while_checking_a_token_is_503(client, login, fake_redis, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from gateway.routes.health import init_ready
 from mesh.errors import Unavailable
 
 
@@ -48,6 +49,36 @@ def test_not_ready_when_redis_does_not_answer(client, fake_redis):
     response = client.get("/ready")
     assert response.status_code == 503
     assert response.get_json()["redis"] == "unavailable"
+
+
+def _pings(fake_rpc) -> int:
+    return sum(1 for call in fake_rpc.calls if call[1] == "ping")
+
+
+def test_ready_pings_at_most_once_per_two_seconds(app, client, fake_rpc, clock):
+    init_ready(app, clock=clock)
+    assert client.get("/ready").status_code == 200
+    assert _pings(fake_rpc) == 4
+
+    def down():
+        raise Unavailable("service orders did not answer")
+
+    fake_rpc.handlers[("orders", "ping")] = down
+    clock.now += 1.9
+    assert client.get("/ready").status_code == 200  # the cached answer
+    assert _pings(fake_rpc) == 4
+
+    clock.now += 0.1
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.get_json()["services"]["orders"] == "unavailable"
+    assert _pings(fake_rpc) == 8
+
+
+def test_each_app_has_its_own_readiness_cache(make_app, fake_rpc):
+    make_app().test_client().get("/ready")
+    make_app().test_client().get("/ready")
+    assert _pings(fake_rpc) == 8
 
 
 def test_metrics_count_requests_by_route_and_status(client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mesh.errors import NotFound
 from tests.unit.gateway_helpers import assert_error, bearer, calls
 
 ORDERS = "/api/orders"
@@ -205,13 +206,11 @@ def test_an_order_answer_for_someone_else_is_refused_even_from_the_service(
     assert_error(client.get(f"{ORDERS}/1", headers=bob), 404, "not_found")
 
 
-def test_a_forbidden_from_the_service_is_also_a_404(client, bob, order, fake_rpc):
-    from mesh.errors import Forbidden
+def test_a_not_found_from_the_service_is_reworded_to_the_one_404(client, bob, order, fake_rpc):
+    def not_found(*_args):
+        raise NotFound("no order 1 for user 2")  # must not tell "exists, not yours" apart
 
-    def forbidden(*_args):
-        raise Forbidden("not your order")
-
-    fake_rpc.handlers[("orders", "get_order")] = forbidden
+    fake_rpc.handlers[("orders", "get_order")] = not_found
     body = assert_error(client.get(f"{ORDERS}/1", headers=bob), 404, "not_found")
     assert body["message"] == "order 1 not found"
 

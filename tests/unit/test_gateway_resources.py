@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from flask_jwt_extended import decode_token
 
+from gateway.auth import FAMILY_REVOKED_KEY
+from gateway.routes.events import relay, token_still_valid
 from tests.unit.gateway_helpers import bearer
 
 
@@ -137,3 +140,80 @@ def test_closing_a_stream_never_started_still_unsubscribes(client, login, fake_r
     assert len(fake_redis.subscribers) == 1
     response.close()
     assert fake_redis.subscribers == []
+
+
+def _family(app, token):
+    with app.app_context():
+        return decode_token(token)["fam"]
+
+
+def _open_stream(client, token):
+    response = client.get("/api/events/stream", headers=bearer(token), buffered=False)
+    chunks = iter(response.response)
+    assert b": connected" in next(chunks)
+    return response, chunks
+
+
+def test_a_stream_ends_before_the_next_event_once_its_token_is_revoked(
+    app, client, login, fake_redis
+):
+    token = login(admin=True)["access_token"]
+    family = _family(app, token)
+    response, chunks = _open_stream(client, token)
+
+    fake_redis.set(FAMILY_REVOKED_KEY.format(fam=family), "1", ex=60)
+    assert fake_redis.publish("user.registered", "{}") == 1
+
+    with pytest.raises(StopIteration):
+        next(chunks)
+    assert fake_redis.subscribers == []
+    response.close()
+
+
+def test_a_quiet_stream_ends_at_a_keepalive_once_its_token_is_revoked(
+    app, make_app, login, fake_redis
+):
+    token = login(admin=True)["access_token"]
+    family = _family(app, token)
+    response, chunks = _open_stream(make_app(SSE_KEEPALIVE_SECONDS=0.0).test_client(), token)
+    assert next(chunks) == b": keepalive\n\n"
+
+    fake_redis.set(FAMILY_REVOKED_KEY.format(fam=family), "1", ex=60)
+
+    with pytest.raises(StopIteration):
+        next(chunks)
+    assert fake_redis.subscribers == []
+    response.close()
+
+
+def test_the_relay_stops_once_the_token_expires(fake_redis, clock):
+    claims = {"jti": "j1", "fam": "f1", "exp": clock.now + 30}
+    pubsub = fake_redis.pubsub()
+    pubsub.subscribe("user.registered")
+    stream = relay(pubsub, 0.0, 0.0, token_still_valid(fake_redis, claims, clock))
+    assert next(stream).startswith("retry: ")
+    assert next(stream) == ": keepalive\n\n"
+
+    clock.now += 30
+    fake_redis.publish("user.registered", "{}")
+
+    with pytest.raises(StopIteration):
+        next(stream)
+    assert pubsub.closed
+
+
+def test_the_relay_stops_once_the_token_is_revoked(fake_redis, clock):
+    claims = {"jti": "j1", "fam": "f1", "exp": clock.now + 30}
+    pubsub = fake_redis.pubsub()
+    pubsub.subscribe("user.registered")
+    stream = relay(pubsub, 60.0, 0.0, token_still_valid(fake_redis, claims, clock))
+    next(stream)
+    fake_redis.publish("user.registered", "{}")
+    assert next(stream) == "event: user.registered\ndata: {}\n\n"
+
+    fake_redis.set(FAMILY_REVOKED_KEY.format(fam="f1"), "1", ex=60)
+    fake_redis.publish("user.registered", "{}")
+
+    with pytest.raises(StopIteration):
+        next(stream)
+    assert pubsub.closed

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.base import Event
 from contracts.orders import TRANSITIONS, OrderCreated, OrderStatusChanged
-from mesh.errors import Conflict, InvalidInput, NotFound
+from mesh.errors import Conflict, InvalidInput, NotFound, Unavailable
 from mesh.sql import make_sessionmaker
 from services.orders import logic
 from services.orders.clients import Catalog, Users
@@ -62,11 +62,6 @@ class FakeCatalog(Catalog):
         self.products[reservation["product_id"]]["stock"] += reservation["quantity"]
         self.released.append(order_ref)
         return True
-
-    def get_product(self, product_id: int) -> dict[str, Any]:
-        if product_id not in self.products:
-            raise NotFound("product not found")
-        return {"id": product_id, **self.products[product_id]}
 
     def stock(self) -> int:
         return int(self.products[LAMP]["stock"])
@@ -221,9 +216,11 @@ def test_a_failed_insert_releases_the_reservation(sessions, catalog, buy) -> Non
     assert catalog.stock() == 5
 
 
-def test_a_lost_reserve_reply_releases_whatever_was_taken(sessions, catalog, buy, sink) -> None:
-    catalog.reserve_fails = ConnectionError("reply lost")
-    with pytest.raises(ConnectionError):
+def test_a_reserve_without_a_reply_in_time_releases_whatever_was_taken(
+    sessions, catalog, buy, sink
+) -> None:
+    catalog.reserve_fails = TimeoutError("catalog.reserve_stock did not answer within 5 s")
+    with pytest.raises(Unavailable):
         buy(2)
     assert catalog.stock() == 5 and len(catalog.released) == 1
     assert stored(sessions) == [] and sink.events == []
@@ -400,3 +397,18 @@ def test_known_order_refs_names_only_stored_orders(sessions, catalog, order) -> 
     assert logic.known_order_refs(sessions, []) == []
     with pytest.raises(InvalidInput):
         logic.known_order_refs(sessions, "not-a-list")
+
+
+def test_a_users_service_that_does_not_answer_is_unavailable_and_stock_goes_back(
+    sessions, catalog, users, buy
+) -> None:
+    def silent(user_id: int) -> Callable[[], None]:
+        def confirm() -> None:
+            raise TimeoutError("users.get_user did not answer within 5 s")
+
+        return confirm
+
+    users.confirm_later = silent
+    with pytest.raises(Unavailable):
+        buy(2)
+    assert stored(sessions) == [] and catalog.stock() == 5

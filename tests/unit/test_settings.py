@@ -46,3 +46,19 @@ def test_empty_urls_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMTP_URL", " ")
     settings = Settings()
     assert settings.embedded_mongo and settings.smtp_url is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.0.0.5", "mesh.example.com"])
+def test_development_refuses_the_default_secret_beyond_loopback(host: str) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(mesh_env="development", gateway_host=host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_development_keeps_the_default_secret_on_loopback(host: str) -> None:
+    assert Settings(mesh_env="development", gateway_host=host).gateway_host == host
+
+
+def test_reservation_grace_must_outlast_rpc_timeouts() -> None:
+    with pytest.raises(ValidationError, match="RESERVATION_GRACE_SECONDS"):
+        Settings(rpc_timeout=30, reservation_grace_seconds=60)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import eventlet
+import pytest
+
+from mesh.rpc import BoundedMethod, BoundedReply
+
+
+class SlowReply:
+    def result(self) -> str:
+        eventlet.sleep(5)
+        return "too late"
+
+
+class QuickReply:
+    def result(self) -> str:
+        return "on time"
+
+
+class Method:
+    def __init__(self, reply: object) -> None:
+        self.reply = reply
+
+    def call_async(self, *args: object) -> object:
+        return self.reply
+
+
+def test_a_reply_that_does_not_come_in_time_is_a_timeout() -> None:
+    with pytest.raises(TimeoutError, match=r"users\.get_user did not answer within 0\.05 s"):
+        BoundedReply(SlowReply(), 0.05, "users.get_user").result()
+
+
+def test_a_reply_in_time_is_returned() -> None:
+    assert BoundedMethod(Method(QuickReply()), 1.0, "users.get_user")(7) == "on time"

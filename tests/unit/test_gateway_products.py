@@ -197,12 +197,6 @@ def test_creating_with_a_broken_body_is_4xx(client, admin, raw, content_type, st
     assert response.get_json()["error"] in {"bad_request", "unsupported_media_type"}
 
 
-def test_creating_a_duplicate_is_the_services_409(client, admin, fake_catalog):
-    fake_catalog.add("Lamp")
-    response = client.post(PRODUCTS, json={"name": "Lamp", "price_cents": 1}, headers=admin)
-    assert_error(response, 409, "conflict")
-
-
 # ----------------------------------------------------------------- change, delete
 
 

@@ -29,23 +29,13 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from gateway import deps
+from mesh.cache_keys import TTLS, generation_key, value_key
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-VALUE_KEY = "gw:cache:{kind}:{key}"
-GENERATION_KEY = "gw:cache-gen:{kind}:{key}"
-TTLS = {"product": 300, "order": 300, "user": 600}  # seconds, per kind
 HEADER = "X-Cache"
-
-
-def value_key(kind: str, key: int | str) -> str:
-    return VALUE_KEY.format(kind=kind, key=key)
-
-
-def generation_key(kind: str, key: int | str) -> str:
-    return GENERATION_KEY.format(kind=kind, key=key)
 
 
 class ResponseCache:

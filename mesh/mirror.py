@@ -11,14 +11,15 @@ import asyncio
 import json
 import logging
 import signal
+import uuid
 from typing import Any
 
 import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage
-from redis.commands.core import AsyncScript
 
 from mesh import topology
+from mesh.cache_keys import TTLS, generation_key, stale_entry, value_key
 from mesh.context import CORRELATION_KEY, set_correlation_id
 from mesh.logging import configure_logging
 from mesh.settings import Settings, get_settings
@@ -49,17 +50,17 @@ def parse(body: bytes) -> tuple[str, str, dict[str, Any]]:
     return event_type, event_id, event
 
 
-async def mirror_one(message: AbstractIncomingMessage, publish_once: AsyncScript) -> None:
+async def mirror_one(message: AbstractIncomingMessage, redis: aioredis.Redis) -> None:
     """Copy one message to Redis, then ack; on a Redis failure requeue it after a pause."""
     set_correlation_id(str((message.headers or {}).get(f"nameko.{CORRELATION_KEY}") or "") or None)
     try:
-        event_type, event_id, _ = parse(message.body)
+        event_type, event_id, event = parse(message.body)
     except ValueError as exc:
         log.error("mirror got a broken event; dead-lettering it", extra={"error": str(exc)})
         await message.reject(requeue=False)
         return
     try:
-        receivers = await publish_once(
+        receivers = await redis.register_script(PUBLISH_ONCE)(
             keys=[f"mirror:seen:{event_id}"],
             args=[event_type, message.body.decode(), SEEN_TTL_SECONDS],
         )
@@ -70,6 +71,23 @@ async def mirror_one(message: AbstractIncomingMessage, publish_once: AsyncScript
         return
     await message.ack()
     log.info("mirrored", extra={"type": event_type, "event_id": event_id, "receivers": receivers})
+    await invalidate_cache(redis, event)
+
+
+async def invalidate_cache(redis: aioredis.Redis, event: dict[str, Any]) -> None:
+    """Make the gateway's cached copy of what the event changed stale (a safety net: the
+    gateway already does so after its own writes, and every entry expires anyway)."""
+    entry = stale_entry(event)
+    if entry is None:
+        return
+    kind, key = entry
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(generation_key(kind, key), uuid.uuid4().hex, ex=2 * TTLS[kind])
+            pipe.delete(value_key(kind, key))
+            await pipe.execute()
+    except Exception as exc:
+        log.warning("cache invalidation failed", extra={"kind": kind, "error": repr(exc)})
 
 
 async def declare(channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
@@ -89,7 +107,6 @@ async def declare(channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.Abstrac
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Mirror until ``stop`` is set."""
     redis = aioredis.from_url(settings.redis_url)
-    publish_once = redis.register_script(PUBLISH_ONCE)
     connection = await aio_pika.connect_robust(settings.amqp_uri)
     try:
         channel = await connection.channel()
@@ -97,7 +114,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         queue = await declare(channel)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            await mirror_one(message, publish_once)
+            await mirror_one(message, redis)
 
         tag = await queue.consume(on_message)
         log.info("mirror started", extra={"queue": topology.MIRROR_QUEUE})

@@ -14,8 +14,10 @@ import redis
 from kombu import Connection, Queue
 from nameko.amqp.publish import get_connection
 
+from contracts.catalog import FieldChange, ProductUpdated
 from contracts.users import UserRegistered
 from mesh import mirror, topology
+from mesh.cache_keys import generation_key, value_key
 from mesh.settings import Settings
 
 
@@ -44,10 +46,12 @@ def running_mirror(settings: Settings) -> Iterator[None]:
         raise failures[0]
 
 
-def publish(amqp_uri: str, body: Any, routing_key: str = "user.registered") -> None:
+def publish(
+    amqp_uri: str, body: Any, routing_key: str = "user.registered", source: str = "users"
+) -> None:
     with Connection(amqp_uri) as connection:
         producer = connection.Producer(connection.channel())
-        producer.publish(body, exchange=topology.event_exchange("users"), routing_key=routing_key)
+        producer.publish(body, exchange=topology.event_exchange(source), routing_key=routing_key)
 
 
 def received(sub: Any, seconds: float) -> list[dict[str, Any]]:
@@ -78,3 +82,19 @@ def test_a_broken_message_is_dead_lettered(settings: Settings, running_mirror: N
         while (message := dlq.get(no_ack=True)) is None and time.monotonic() < deadline:
             time.sleep(0.2)
     assert message is not None and message.payload == {"no": "type"}
+
+
+def test_a_product_change_makes_the_gateways_cached_copy_stale(
+    settings: Settings, running_mirror: None
+) -> None:
+    cache = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    cache.set(value_key("product", 9), '{"v": 1, "g": null, "data": {}}')
+    event = ProductUpdated(
+        product_id=9, change="updated", changes={"stock": FieldChange(old=0, new=2)}
+    )
+    publish(settings.amqp_uri, event.to_wire(), routing_key=event.type, source="catalog")
+    deadline = time.monotonic() + 5
+    while cache.exists(value_key("product", 9)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not cache.exists(value_key("product", 9))
+    assert cache.get(generation_key("product", 9))

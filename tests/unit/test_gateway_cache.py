@@ -9,7 +9,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from contracts.users import PublicUser
-from gateway.cache import ResponseCache, generation_key, value_key
+from gateway.cache import ResponseCache
+from mesh.cache_keys import generation_key, value_key
 from mesh.errors import NotFound
 
 

@@ -30,7 +30,8 @@ def counts(amqp_uri: str) -> dict[str, int]:
     """Dead letters waiting per queue they came from (a queue not declared yet counts 0)."""
     with Connection(amqp_uri) as connection:
         return {
-            name: _waiting(connection, dead_letter_queue(name)) or 0 for name in replayable_queues()
+            name: waiting_messages(connection, dead_letter_queue(name)) or 0
+            for name in replayable_queues()
         }
 
 
@@ -42,7 +43,7 @@ def replay(amqp_uri: str, queue_name: str) -> int:
     """
     source = dead_letter_queue(queue_name)
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
-        waiting = _waiting(connection, source)
+        waiting = waiting_messages(connection, source)
         if waiting is None:
             raise UnknownQueue(queue_name)
         channel = connection.channel()
@@ -68,7 +69,7 @@ def replay(amqp_uri: str, queue_name: str) -> int:
     return waiting
 
 
-def _waiting(connection: Connection, name: str) -> int | None:
+def waiting_messages(connection: Connection, name: str) -> int | None:
     """Messages in queue ``name``, or None if it does not exist."""
     try:
         bound = Queue(name, durable=True)(connection.channel())

@@ -127,6 +127,23 @@ class Mesh:
         body = resp.json()
         return User(id=body["id"], email=body["email"], name=body["name"])
 
+    def admin_token(self) -> str:
+        """An access token of a new administrator, made like ``make admin`` does."""
+        email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+        made = self.run(
+            VENV_BIN / "python",
+            "-m",
+            "mesh.cli",
+            "create-admin",
+            "--email",
+            email,
+            "--password",
+            PASSWORD,
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
+        token: str = self.login(User(id=0, email=email, name="Admin"))["access_token"]
+        return token
+
     def login(self, user: User) -> dict[str, Any]:
         resp = requests.post(
             self.url("/api/auth/login"),

@@ -12,27 +12,14 @@ import pytest
 import redis
 import requests
 
-from tests.e2e.conftest import PASSWORD, Mesh, User
+from tests.e2e.conftest import Mesh, User
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def admin(mesh: Mesh) -> dict[str, str]:
-    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    made = mesh.run(
-        mesh.bin / "python",
-        "-m",
-        "mesh.cli",
-        "create-admin",
-        "--email",
-        email,
-        "--password",
-        PASSWORD,
-    )
-    assert made.returncode == 0, made.stdout + made.stderr
-    token = mesh.login(User(id=0, email=email, name="Admin"))["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {mesh.admin_token()}"}
 
 
 def auth(mesh: Mesh, user: User) -> dict[str, str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.e2e.conftest import PASSWORD, Mesh, User
+from tests.e2e.conftest import Mesh
 
 pytestmark = pytest.mark.e2e
 
@@ -27,19 +26,7 @@ def open_stream(mesh: Mesh, token: str) -> http.client.HTTPResponse:
 
 
 def test_an_admin_sees_a_registration_on_the_stream(mesh: Mesh) -> None:
-    email = f"sse-admin-{uuid.uuid4().hex[:8]}@example.com"
-    made = mesh.run(
-        mesh.bin / "python",
-        "-m",
-        "mesh.cli",
-        "create-admin",
-        "--email",
-        email,
-        "--password",
-        PASSWORD,
-    )
-    assert made.returncode == 0, made.stdout + made.stderr
-    stream = open_stream(mesh, mesh.login(User(id=0, email=email, name="Admin"))["access_token"])
+    stream = open_stream(mesh, mesh.admin_token())
     assert stream.status == 200
     assert stream.headers["Content-Type"].startswith("text/event-stream")
     events: list[dict[str, Any]] = []

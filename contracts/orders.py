@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, StringConstraints
 
-from contracts.base import Contract, Event, UtcDatetime
+from contracts.base import Contract, Event, Text, UtcDatetime
 from contracts.catalog import Id, OrderRef, Quantity
 
 Status = Literal["pending", "paid", "shipped", "delivered", "cancelled"]
@@ -19,6 +19,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "delivered": frozenset(),
     "cancelled": frozenset(),
 }
+
+
+IdempotencyKey = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+"""A client's key for one order attempt (the Idempotency-Key header): a retry is not a new order."""
 
 
 class OrderCreated(Event):

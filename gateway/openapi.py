@@ -85,6 +85,16 @@ TYPES_PARAM = {
 }
 
 
+IDEMPOTENCY_PARAM: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Send the same key again (after a timeout, say) to get the order it placed, "
+    "not a second order. 1 to 64 characters; reusing it for another order is 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+}
+
+
 def _query_param(model: type[BaseModel], name: str, description: str = "") -> dict[str, Any]:
     """A query parameter documented from the contract field it is validated against."""
     param = {
@@ -244,7 +254,8 @@ ROUTES: tuple[Operation, ...] = (
         OrderCreate,
         OrderOut,
         auth="access",
-        errors=(404, 409, 503),
+        errors=(404, 409, 422, 503),
+        parameters=(IDEMPOTENCY_PARAM,),
     ),
     Operation(
         "get",

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from flask_jwt_extended import jwt_required
 
-from contracts.base import parse
-from contracts.orders import OrderCreate, OrderOut, OrderPage, OrderQuery, StatusChange
+from contracts.base import parse, parse_value
+from contracts.orders import (
+    IdempotencyKey,
+    OrderCreate,
+    OrderOut,
+    OrderPage,
+    OrderQuery,
+    StatusChange,
+)
 from gateway.auth import admin_required, current_user_id, current_user_is_admin
 from gateway.cache import cached_json, response_cache
 from gateway.deps import rpc
@@ -23,6 +30,7 @@ from mesh.errors import NotFound
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 
 KIND = "order"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 PRODUCT = "product"  # orders change stock: they invalidate the product's cache entry
 
 
@@ -58,10 +66,13 @@ def _stock_changed(order: OrderOut) -> dict[str, Any]:
 @bp.post("")
 @jwt_required()
 def create() -> Response:
+    """Place an order. With an ``Idempotency-Key`` header, a retry of the same request
+    (after a timeout, say) returns the order already placed instead of placing another."""
     payload = parse(OrderCreate, refuse_nulls(json_body()))
+    key = parse_value(IdempotencyKey | None, request.headers.get(IDEMPOTENCY_HEADER), "key")
     with response_cache().invalidating(PRODUCT, payload.product_id):
         answer = rpc().call(
-            "orders", "create_order", current_user_id(), payload.model_dump(mode="json")
+            "orders", "create_order", current_user_id(), payload.model_dump(mode="json"), key
         )
     order = from_rpc(OrderOut, answer)
     response = jsonify(order.model_dump(mode="json"))

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import is_id, parse, require_id
+from contracts.base import is_id, parse, parse_value, require_id
 from contracts.catalog import Reservation, ReserveRequest
 from contracts.orders import (
     TRANSITIONS,
+    IdempotencyKey,
     OrderCreate,
     OrderCreated,
     OrderOut,
@@ -89,7 +91,11 @@ def _reserve(catalog: Catalog, request: OrderCreate, order_ref: str) -> Reservat
 
 
 def _store(
-    sessions: sessionmaker, events: EventSink, user_id: int, reservation: Reservation
+    sessions: sessionmaker,
+    events: EventSink,
+    user_id: int,
+    reservation: Reservation,
+    idempotency_key: str | None,
 ) -> Order:
     """Insert the order and its order.created event in one transaction."""
     with sessions() as session, session.begin():
@@ -103,6 +109,7 @@ def _store(
             currency=reservation.currency,
             status="pending",
             order_ref=reservation.order_ref,
+            idempotency_key=idempotency_key,
             created_at=now,
             updated_at=now,
         )
@@ -118,6 +125,24 @@ def _store(
     return order
 
 
+def _placed(
+    sessions: sessionmaker, user_id: int, key: str | None, request: OrderCreate
+) -> Order | None:
+    """The order this user already placed with this Idempotency-Key, if any."""
+    if key is None:
+        return None
+    with sessions() as session:
+        order = session.scalar(
+            select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+        )
+    if order is not None and (order.product_id, order.quantity) != (
+        request.product_id,
+        request.quantity,
+    ):
+        raise Conflict("this Idempotency-Key was used for a different order")
+    return order
+
+
 def create_order(
     sessions: sessionmaker,
     events: EventSink,
@@ -125,20 +150,31 @@ def create_order(
     users: Users,
     user_id: Any,
     payload: Any,
+    idempotency_key: Any = None,
 ) -> dict[str, Any]:
     """Reserve the stock, then store the order; if that fails, the stock goes back.
 
     The user check runs while the stock is reserved (one RPC hop less on the way), so an
-    unknown user costs a reservation that is given back at once.
+    unknown user costs a reservation that is given back at once. With an
+    ``idempotency_key``, a retry returns the order the first attempt placed.
     """
     request = parse(OrderCreate, payload)
     user_id = require_id(user_id, "user_id")
+    key = None if idempotency_key is None else parse_value(IdempotencyKey, idempotency_key, "key")
+    if (placed := _placed(sessions, user_id, key, request)) is not None:
+        return to_out(placed)
     confirm_user = users.confirm_later(user_id)
     order_ref = uuid.uuid4().hex
     reservation = _reserve(catalog, request, order_ref)
     try:
         _confirm(confirm_user)
-        order = _store(sessions, events, user_id, reservation)
+        order = _store(sessions, events, user_id, reservation, key)
+    except IntegrityError:
+        _release(catalog, order_ref)
+        # A concurrent retry with the same key stored its order first.
+        if (placed := _placed(sessions, user_id, key, request)) is None:
+            raise
+        return to_out(placed)
     except Exception:
         _release(catalog, order_ref)
         raise

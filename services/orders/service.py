@@ -32,9 +32,17 @@ class OrdersService:
         return self.name
 
     @expected
-    def create_order(self, user_id: Any, payload: Any) -> dict[str, Any]:
+    def create_order(
+        self, user_id: Any, payload: Any, idempotency_key: Any = None
+    ) -> dict[str, Any]:
         return logic.create_order(
-            self.db, self.events, CatalogRpc(self.catalog), UsersRpc(self.users), user_id, payload
+            self.db,
+            self.events,
+            CatalogRpc(self.catalog),
+            UsersRpc(self.users),
+            user_id,
+            payload,
+            idempotency_key,
         )
 
     @expected

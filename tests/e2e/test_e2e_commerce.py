@@ -223,3 +223,16 @@ def _received(sub: Any, seconds: float, match: Any) -> list[dict[str, Any]]:
         if message and match(body := json.loads(message["data"])):
             found.append(body)
     return found
+
+
+def test_a_retried_order_with_an_idempotency_key_is_placed_once(
+    mesh: Mesh, admin: dict[str, str]
+) -> None:
+    headers = {**auth(mesh, mesh.register()), "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    product = new_product(mesh, admin, stock=5)
+    first, again = (order(mesh, headers, product["id"], 2) for _ in range(2))
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert product_stock(mesh, product["id"]) == 3
+    reused = order(mesh, headers, product["id"], 1)
+    assert reused.status_code == 409

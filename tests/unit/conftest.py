@@ -187,6 +187,7 @@ class FakeOrders:
     def __init__(self, catalog: FakeCatalog) -> None:
         self.catalog = catalog
         self.orders: dict[int, dict[str, Any]] = {}
+        self.keys: dict[tuple[int, str], int] = {}
 
     def _visible(self, order_id: int, user_id: int, is_admin: bool) -> dict[str, Any]:
         order = self.orders.get(order_id)
@@ -202,7 +203,11 @@ class FakeOrders:
         order["status"] = status
         return dict(order)
 
-    def create_order(self, user_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    def create_order(
+        self, user_id: int, payload: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        if idempotency_key is not None and (user_id, idempotency_key) in self.keys:
+            return self.orders[self.keys[user_id, idempotency_key]]
         product = self.catalog._product(payload["product_id"])
         if product["stock"] < payload["quantity"]:
             raise Conflict("not enough stock")
@@ -220,6 +225,8 @@ class FakeOrders:
             "created_at": STAMP,
             "updated_at": STAMP,
         }
+        if idempotency_key is not None:
+            self.keys[user_id, idempotency_key] = order_id
         return dict(self.orders[order_id])
 
     def list_orders(self, user_id: int, query: dict[str, Any]) -> dict[str, Any]:

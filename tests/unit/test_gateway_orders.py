@@ -57,7 +57,24 @@ def order(client, ada, lamp) -> dict:
 def test_placing_an_order_is_201_for_the_token_identity(order, fake_rpc):
     assert order["user_id"] == 1 and order["quantity"] == 2 and order["total"] == 2000
     assert order["status"] == "pending"
-    assert calls(fake_rpc, "create_order") == [(1, {"product_id": 1, "quantity": 2})]
+    assert calls(fake_rpc, "create_order") == [(1, {"product_id": 1, "quantity": 2}, None)]
+
+
+def test_an_idempotency_key_makes_a_retry_return_the_same_order(client, ada, lamp, fake_rpc):
+    body, headers = {"product_id": 1, "quantity": 1}, {**ada, "Idempotency-Key": "try-42"}
+    first = client.post(ORDERS, json=body, headers=headers)
+    again = client.post(ORDERS, json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert [c[2] for c in calls(fake_rpc, "create_order")] == ["try-42", "try-42"]
+
+
+@pytest.mark.parametrize("key", ["", "x" * 65])
+def test_a_malformed_idempotency_key_is_422(client, ada, lamp, fake_rpc, key):
+    headers = {**ada, "Idempotency-Key": key}
+    response = client.post(ORDERS, json={"product_id": 1, "quantity": 1}, headers=headers)
+    assert_error(response, 422, "invalid_input")
+    assert calls(fake_rpc, "create_order") == []
 
 
 def test_placing_sets_location(client, ada, lamp):

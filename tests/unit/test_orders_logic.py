@@ -119,9 +119,10 @@ def buy(sessions, catalog, users, sink) -> Callable[..., dict[str, Any]]:
         user_id: Any = ADA,
         product_id: Any = LAMP,
         events: RecordingSink | None = None,
+        key: Any = None,
     ) -> dict[str, Any]:
         payload = {"product_id": product_id, "quantity": quantity}
-        return logic.create_order(sessions, events or sink, catalog, users, user_id, payload)
+        return logic.create_order(sessions, events or sink, catalog, users, user_id, payload, key)
 
     return do
 
@@ -412,3 +413,27 @@ def test_a_users_service_that_does_not_answer_is_unavailable_and_stock_goes_back
     with pytest.raises(Unavailable):
         buy(2)
     assert stored(sessions) == [] and catalog.stock() == 5
+
+
+def test_a_retry_with_the_same_idempotency_key_returns_the_first_order(
+    sessions, catalog, buy, sink
+) -> None:
+    first = buy(2, key="attempt-1")
+    again = buy(2, key="attempt-1")
+    assert again == first
+    assert catalog.stock() == 3 and len(stored(sessions)) == 1 and len(sink.events) == 1
+
+
+def test_an_idempotency_key_is_per_user_and_per_order(sessions, catalog, buy) -> None:
+    buy(1, key="k")
+    assert buy(1, user_id=BOB, key="k")["user_id"] == BOB  # another user's key is theirs
+    with pytest.raises(Conflict, match="different order"):
+        buy(2, key="k")
+    assert catalog.stock() == 3
+
+
+@pytest.mark.parametrize("key", ["", "x" * 65, "nul\x00", 7])
+def test_a_malformed_idempotency_key_is_invalid_input(catalog, buy, key) -> None:
+    with pytest.raises(InvalidInput):
+        buy(1, key=key)
+    assert catalog.stock() == 5

@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Response, jsonify, request, url_for
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter, Map
@@ -101,3 +101,11 @@ def from_rpc(model: type[M], data: Any) -> M:
 
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(root)"
+
+
+def created(value: BaseModel, endpoint: str, **values: Any) -> Response:
+    """A 201 JSON response of ``value``, with the ``Location`` of ``endpoint(**values)``."""
+    response = jsonify(value.model_dump(mode="json"))
+    response.status_code = 201
+    response.headers["Location"] = url_for(endpoint, **values)
+    return response

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, request
 from flask_jwt_extended import jwt_required
 
 from contracts.base import parse, parse_value
@@ -23,7 +23,7 @@ from contracts.orders import (
 from gateway.auth import admin_required, current_user_id, current_user_is_admin
 from gateway.cache import cached_json, response_cache
 from gateway.deps import rpc
-from gateway.http import from_rpc, json_body, query_ints, refuse_nulls
+from gateway.http import created, from_rpc, json_body, query_ints, refuse_nulls
 from gateway.schemas import NotificationList
 from mesh.errors import NotFound
 
@@ -75,10 +75,7 @@ def create() -> Response:
             "orders", "create_order", current_user_id(), payload.model_dump(mode="json"), key
         )
     order = from_rpc(OrderOut, answer)
-    response = jsonify(order.model_dump(mode="json"))
-    response.status_code = 201
-    response.headers["Location"] = url_for("orders.get", order_id=order.id)
-    return response
+    return created(order, "orders.get", order_id=order.id)
 
 
 @bp.get("")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, request
 
 from contracts.base import parse
 from contracts.catalog import ProductCreate, ProductOut, ProductPage, ProductPatch, ProductQuery
 from gateway.auth import admin_required
 from gateway.cache import cached_json, response_cache
 from gateway.deps import rpc
-from gateway.http import from_rpc, json_body, query_ints, refuse_nulls
+from gateway.http import created, from_rpc, json_body, query_ints, refuse_nulls
 
 bp = Blueprint("products", __name__, url_prefix="/api/products")
 
@@ -47,10 +47,7 @@ def create_product() -> Response:
     payload = parse(ProductCreate, refuse_nulls(json_body()))
     answer = rpc().call("catalog", "create_product", payload.model_dump(mode="json"))
     product = from_rpc(ProductOut, answer)
-    response = jsonify(product.model_dump(mode="json"))
-    response.status_code = 201
-    response.headers["Location"] = url_for("products.get_product", product_id=product.id)
-    return response
+    return created(product, "products.get_product", product_id=product.id)
 
 
 @bp.patch("/<id:product_id>")

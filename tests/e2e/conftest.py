@@ -156,6 +156,18 @@ class Mesh:
 
     # -- stores
 
+    def assert_one_notification(
+        self, user_id: int, event_type: str = "user.registered", timeout: float = 30
+    ) -> None:
+        """Wait for the user's notification of this type, then check it stays exactly one."""
+        eventually(
+            lambda: self.notification_count(user_id, event_type) >= 1,
+            timeout=timeout,
+            what=f"a {event_type} notification for user {user_id} in MongoDB",
+        )
+        time.sleep(1.5)  # a duplicate would arrive within this
+        assert self.notification_count(user_id, event_type) == 1
+
     def notification_count(self, user_id: int, event_type: str = "user.registered") -> int:
         client: MongoClient[dict[str, Any]] = MongoClient(
             self.mongo_uri, serverSelectionTimeoutMS=5000

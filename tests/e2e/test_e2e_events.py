@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
@@ -14,13 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_notification_logged_exactly_once(mesh, user, access_token):
-    mesh.eventually(
-        lambda: mesh.notification_count(user.id) >= 1,
-        timeout=20,
-        what=f"a user.registered notification for user {user.id} in MongoDB",
-    )
-    time.sleep(2)
-    assert mesh.notification_count(user.id) == 1
+    mesh.assert_one_notification(user.id)
 
     resp = requests.get(
         mesh.url("/api/notifications"),

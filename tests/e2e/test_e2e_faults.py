@@ -24,10 +24,4 @@ def test_event_survives_a_stopped_consumer(mesh):
         assert started.returncode == 0, started.stdout + started.stderr
         mesh.wait_running("notifications")
 
-    mesh.eventually(
-        lambda: mesh.notification_count(user.id) >= 1,
-        timeout=30,
-        what=f"the notification for user {user.id} after notifications restarted",
-    )
-    time.sleep(2)
-    assert mesh.notification_count(user.id) == 1
+    mesh.assert_one_notification(user.id)

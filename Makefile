@@ -71,7 +71,7 @@ dirs:
 	@mkdir -p $(MESH_VAR_DIR)/log $(MESH_VAR_DIR)/run $(MESH_VAR_DIR)/mongo $(MESH_VAR_DIR)/mail
 
 run: install dirs
-	@$(PY) -m mesh.cli check-services
+	@$(VENV)/bin/mesh check-services
 	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
 		echo "supervisord is already running: applying supervisord.conf changes"; \
 		$(SUPERVISORCTL) update; \
@@ -80,7 +80,7 @@ run: install dirs
 		echo "starting supervisord (logs in $(MESH_VAR_DIR)/log)"; \
 		$(SUPERVISORD); \
 	fi
-	@$(PY) -m mesh.cli wait-ready --timeout $(READY_TIMEOUT) || { \
+	@$(VENV)/bin/mesh wait-ready --timeout $(READY_TIMEOUT) || { \
 		$(SUPERVISORCTL) status; \
 		echo "The mesh is not ready: see 'make logs' or $(MESH_VAR_DIR)/log/<program>.log"; \
 		exit 1; }
@@ -130,7 +130,7 @@ shell: install
 admin: install
 	$(if $(EMAIL),,$(error usage: make admin EMAIL=you@example.com PASSWORD=...))
 	$(if $(PASSWORD),,$(error usage: make admin EMAIL=you@example.com PASSWORD=...))
-	@$(PY) -m mesh.cli create-admin --email "$(EMAIL)" --password "$(PASSWORD)"
+	@$(VENV)/bin/mesh create-admin --email "$(EMAIL)" --password "$(PASSWORD)"
 
 logs:
 	@ls $(MESH_VAR_DIR)/log/*.log >/dev/null 2>&1 || { echo "no logs in $(MESH_VAR_DIR)/log yet"; exit 1; }

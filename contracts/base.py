@@ -7,9 +7,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+)
 
-from mesh.errors import ContractViolation, InvalidInput
+from contracts.errors import ContractViolation, InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,6 +63,8 @@ class Event(Contract):
 
 
 ID_MAX = 2**63 - 1
+Id = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
+"""A resource id: a positive integer (never a bool or a numeric string)."""
 
 
 def _no_control_characters(value: str) -> str:
@@ -65,6 +76,13 @@ def _no_control_characters(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_no_control_characters)]
 """A string that may be stored or searched: no control characters but tab and newlines."""
+
+
+class Viewer(Contract):
+    """Who asks: a user, and whether an administrator (only ``True`` counts)."""
+
+    user_id: Id
+    is_admin: StrictBool = False
 
 
 def is_id(value: Any) -> bool:

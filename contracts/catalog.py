@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
-from contracts.base import ID_MAX, Contract, Event, Text, UtcDatetime
+from contracts.base import Contract, Event, Id, Text, UtcDatetime
 
 Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[Text, StringConstraints(max_length=5000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 PriceCents = Annotated[StrictInt, Field(ge=0, le=100_000_000)]
 Stock = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
-Id = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
 Quantity = Annotated[StrictInt, Field(ge=1, le=100)]
 ORDER_REF_MAX = 64
 OrderRef = Annotated[Text, StringConstraints(min_length=1, max_length=ORDER_REF_MAX)]
@@ -106,3 +105,49 @@ class Reservation(Contract):
     quantity: int
     unit_price_cents: int
     currency: str
+
+
+class CatalogApi(Protocol):
+    """The catalog service's RPC surface (service name ``catalog``)."""
+
+    def list_products(self, query: ProductQuery) -> ProductPage:
+        """A page of live products by id; ``q`` matches name or description, any case."""
+        ...
+
+    def get_product(self, product_id: Id) -> ProductOut:
+        """A live product (NotFound for unknown or deleted)."""
+        ...
+
+    def create_product(self, product: ProductCreate) -> ProductOut: ...
+
+    def update_product(self, product_id: Id, patch: ProductPatch) -> ProductOut:
+        """Apply the fields the patch sets; only real changes are announced."""
+        ...
+
+    def delete_product(self, product_id: Id) -> None:
+        """Soft-delete (NotFound when already deleted or unknown)."""
+        ...
+
+    def wishlist_list(self, user_id: Id) -> list[WishlistItem]:
+        """The user's wishlist, newest first; deleted products left out."""
+        ...
+
+    def wishlist_add(self, user_id: Id, product_id: Id) -> WishlistItem:
+        """Idempotent: adding again returns the entry already there."""
+        ...
+
+    def wishlist_remove(self, user_id: Id, product_id: Id) -> None:
+        """Idempotent: removing what is not there is not an error."""
+        ...
+
+    def wishlisted_by(self, product_id: Id) -> list[int]:
+        """Ids of the users with the product on their wishlist."""
+        ...
+
+    def reserve_stock(self, request: ReserveRequest) -> Reservation:
+        """Take stock for one order, atomically; idempotent by ``order_ref``."""
+        ...
+
+    def release_stock(self, order_ref: OrderRef) -> bool:
+        """Give a reservation's stock back once; True if this call released it."""
+        ...

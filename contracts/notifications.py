@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import Field, StrictInt
 
 from contracts.base import Contract, UtcDatetime
@@ -29,3 +31,15 @@ class NotificationOut(Contract):
     title: str
     body: str
     created_at: UtcDatetime
+
+
+class NotificationsApi(Protocol):
+    """The notifications service's RPC surface (service name ``notifications``)."""
+
+    def list_for_user(self, request: ListRequest) -> list[NotificationOut]:
+        """A user's notifications, newest first."""
+        ...
+
+    def get_notifications(self, request: OrderNotificationsRequest) -> list[NotificationOut]:
+        """An order's notifications, newest first (the caller checks who may see the order)."""
+        ...

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Protocol
 
 from pydantic import Field, StrictInt, StringConstraints
 
-from contracts.base import Contract, Event, Text, UtcDatetime
-from contracts.catalog import Id, OrderRef, Quantity
+from contracts.base import Contract, Event, Id, Text, UtcDatetime, Viewer
+from contracts.catalog import OrderRef, Quantity
 
 Status = Literal["pending", "paid", "shipped", "delivered", "cancelled"]
 
@@ -85,3 +85,35 @@ class OrderPage(Contract):
     items: list[OrderOut]
     limit: int
     offset: int
+
+
+class OrdersApi(Protocol):
+    """The orders service's RPC surface (service name ``orders``).
+
+    An order is visible to its owner and to administrators; to anyone else it does not
+    exist (NotFound).
+    """
+
+    def create_order(
+        self, user_id: Id, order: OrderCreate, idempotency_key: IdempotencyKey | None = None
+    ) -> OrderOut:
+        """Reserve the stock, then store the order; a retry with the same key returns it."""
+        ...
+
+    def list_orders(self, user_id: Id, query: OrderQuery) -> OrderPage:
+        """A page of the user's orders, newest first."""
+        ...
+
+    def get_order(self, order_id: Id, viewer: Viewer) -> OrderOut: ...
+
+    def cancel_order(self, order_id: Id, viewer: Viewer) -> OrderOut:
+        """Cancel (owner or administrator); the stock goes back to the catalog."""
+        ...
+
+    def set_status(self, order_id: Id, change: StatusChange) -> OrderOut:
+        """Any legal move of the state machine (the caller checks for an administrator)."""
+        ...
+
+    def known_order_refs(self, refs: OrderRefs) -> list[str]:
+        """Which of these stock reservations belong to a stored order."""
+        ...

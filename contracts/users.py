@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import ClassVar
+from typing import Annotated, ClassVar, Protocol
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import EmailStr, Field, StringConstraints, field_validator
 
-from contracts.base import Contract, Event, Text, UtcDatetime
+from contracts.base import Contract, Event, Id, Text, UtcDatetime
 
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
 _COMMON = {
@@ -46,6 +46,9 @@ def _check_name(value: str) -> str:
     return re.sub(r"\s+", " ", value)
 
 
+Email = Annotated[Text, StringConstraints(min_length=1, max_length=254)]
+
+
 class UserRegistered(Event):
     """A user's row is committed. Carries the id only: read the rest from users."""
 
@@ -70,7 +73,7 @@ class RegisterRequest(Contract):
 
 
 class Credentials(Contract):
-    email: Text = Field(min_length=1, max_length=254)
+    email: Email
     password: str = Field(min_length=1, max_length=PASSWORD_MAX, repr=False)
 
 
@@ -85,3 +88,21 @@ class UserOut(Contract):
 class PublicUser(Contract):
     id: int
     name: str
+
+
+class UsersApi(Protocol):
+    """The users service's RPC surface (service name ``users``)."""
+
+    def register(self, request: RegisterRequest) -> UserOut:
+        """Store a new user (Conflict if the e-mail is taken) and announce user.registered."""
+        ...
+
+    def authenticate(self, credentials: Credentials) -> UserOut:
+        """The user for these credentials; AuthenticationFailed, the same for every reason."""
+        ...
+
+    def get_user(self, user_id: Id) -> UserOut: ...
+
+    def promote_admin(self, email: Email) -> UserOut:
+        """Make an existing user an administrator."""
+        ...

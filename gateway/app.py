@@ -11,7 +11,7 @@ from flask import Flask
 from redis import Redis
 
 from gateway.auth import init_jwt
-from gateway.deps import Deps, install
+from gateway.deps import Deps, Services, install
 from gateway.errors import register_error_handlers
 from gateway.http import IdConverter
 from gateway.limits import apply_limits, init_limiter
@@ -28,8 +28,8 @@ from gateway.routes import (
     users,
     wishlist,
 )
+from gateway.rpc_pool import RpcClient, RpcPool
 from mesh.logging import configure_logging
-from mesh.rpc_pool import RpcClient, RpcPool
 from mesh.settings import Settings, get_settings
 
 BLUEPRINTS = (
@@ -90,8 +90,10 @@ def create_app(
     *,
     rpc: RpcClient | None = None,
     redis: Redis | None = None,
+    services: Services | None = None,
 ) -> Flask:
-    """The gateway app; builds the RPC pool and Redis client unless they are passed in."""
+    """The gateway app; builds the RPC pool, the service clients over it and the Redis
+    client unless they are passed in (tests pass fakes)."""
     settings = get_settings()
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(settings_config(settings))
@@ -108,10 +110,12 @@ def create_app(
         app.register_blueprint(blueprint)
     apply_limits(app, limiter)
     health.init_ready(app)
+    rpc = rpc if rpc is not None else build_rpc(settings)
     install(
         app,
         Deps(
-            rpc=rpc if rpc is not None else build_rpc(settings),
+            rpc=rpc,
+            services=services if services is not None else Services.over(rpc),
             redis=redis if redis is not None else build_redis(settings),
             metrics=registry,
             limiter=limiter,

@@ -16,8 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from flask_jwt_extended import (
@@ -26,7 +25,6 @@ from flask_jwt_extended import (
     create_refresh_token,
     get_jwt,
     get_jwt_identity,
-    verify_jwt_in_request,
 )
 from redis import Redis
 
@@ -34,7 +32,6 @@ from contracts.users import UserOut
 from gateway import deps
 from gateway.errors import register_jwt_loaders
 from gateway.schemas import TokenPair
-from mesh.errors import Forbidden
 
 USED_KEY = "jwt:used:{jti}"
 REVOKED_KEY = "jwt:revoked:{jti}"
@@ -103,19 +100,6 @@ def current_user_id() -> int:
 def current_user_is_admin() -> bool:
     """The ``adm`` claim of the verified access token."""
     return get_jwt().get(ADMIN_CLAIM) is True
-
-
-def admin_required(view: F) -> F:
-    """Require a valid access token whose ``adm`` claim is true (401, else 403)."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verify_jwt_in_request()
-        if not current_user_is_admin():
-            raise Forbidden("administrators only")
-        return current_app.ensure_sync(view)(*args, **kwargs)
-
-    return cast(F, wrapper)
 
 
 def init_jwt(app: Flask) -> JWTManager:

@@ -9,9 +9,34 @@ from flask_limiter import Limiter
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
-from mesh.rpc_pool import RpcClient
+from contracts.catalog import CatalogApi
+from contracts.notifications import NotificationsApi
+from contracts.orders import OrdersApi
+from contracts.users import UsersApi
+from gateway.rpc_pool import RpcClient
+from mesh.typed import Transport, client
 
 EXTENSION_KEY = "mesh"
+
+
+@dataclass(frozen=True)
+class Services:
+    """A typed client of every service the gateway calls."""
+
+    users: UsersApi
+    catalog: CatalogApi
+    orders: OrdersApi
+    notifications: NotificationsApi
+
+    @classmethod
+    def over(cls, transport: Transport) -> Services:
+        """Clients that call the services through ``transport`` (the RPC pool)."""
+        return cls(
+            users=client(UsersApi, "users", transport),
+            catalog=client(CatalogApi, "catalog", transport),
+            orders=client(OrdersApi, "orders", transport),
+            notifications=client(NotificationsApi, "notifications", transport),
+        )
 
 
 @dataclass(frozen=True)
@@ -19,6 +44,7 @@ class Deps:
     """What the composition root built for one app."""
 
     rpc: RpcClient
+    services: Services
     redis: Redis
     metrics: CollectorRegistry
     limiter: Limiter
@@ -33,8 +59,13 @@ def deps() -> Deps:
     return dependencies
 
 
+def services() -> Services:
+    """The typed service clients of the current app."""
+    return deps().services
+
+
 def rpc() -> RpcClient:
-    """The RPC client of the current app."""
+    """The raw RPC client of the current app (readiness pings)."""
     return deps().rpc
 
 

@@ -15,8 +15,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from contracts.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MeshError,
+    NotFound,
+    Unavailable,
+)
 from gateway import deps
-from mesh.errors import MeshError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,25 @@ MESSAGES = {
 }
 BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
+# Each error a service may raise, as an HTTP status; the code is CODES[status]. A subclass
+# takes the entry of its nearest listed base; anything unlisted is an internal error.
+MAPPED_ERRORS: tuple[tuple[type[MeshError], int], ...] = (
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (AuthenticationFailed, 401),
+    (Forbidden, 403),
+    (Unavailable, 503),
+)
+
+
+def status_of(exc: MeshError) -> int:
+    """The HTTP status of a mesh error (500 when no entry matches)."""
+    for error, status in MAPPED_ERRORS:
+        if isinstance(exc, error):
+            return status
+    return 500
+
 
 def error_response(
     status: int,
@@ -67,10 +94,11 @@ def error_response(
 
 
 def handle_mesh_error(exc: MeshError) -> Response:
-    if exc.status >= 500 and exc.status != 503:
+    status = status_of(exc)
+    if status == 500:
         log.error("internal error: %s", exc, exc_info=exc)
         return error_response(500, MESSAGES[500])
-    return error_response(exc.status, exc.message, code=exc.code, details=exc.details)
+    return error_response(status, exc.message, details=exc.details)
 
 
 def handle_http_error(exc: HTTPException) -> Response:

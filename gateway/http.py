@@ -1,32 +1,39 @@
-"""Reading requests and checking what services send back."""
+"""Reading requests: JSON bodies, ids in paths; and the 201 answer."""
 
 from __future__ import annotations
 
-import logging
 import re
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Response, jsonify, request, url_for
-from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
-from werkzeug.routing import IntegerConverter, Map
+from pydantic import BaseModel
+from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
+from werkzeug.routing import BaseConverter
 
 from contracts.base import ID_MAX
-from mesh.errors import InvalidInput, MeshError
+from contracts.errors import InvalidInput
 
-M = TypeVar("M", bound=BaseModel)
-log = logging.getLogger(__name__)
-
-_INTEGER = re.compile(r"-?[0-9]{1,19}")
+INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
-class IdConverter(IntegerConverter):
-    """``<id:name>``: a resource id, 1..2**63-1 in ASCII digits; anything else is a 404."""
+class IdConverter(BaseConverter):
+    """``<id:name>``: a resource id, 1..2**63-1 in ASCII digits; anything else is a 404.
 
-    regex = r"[0-9]{1,19}"
+    Out-of-range digits raise NotFound outright: a converter's ValidationError would let
+    werkzeug go on matching, and answer 405 when another rule has the path with other methods.
+    """
 
-    def __init__(self, map: Map) -> None:
-        super().__init__(map, min=1, max=ID_MAX)
+    regex = r"[0-9]+"
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        number = int(value) if len(value) <= 19 else 0
+        if not 1 <= number <= ID_MAX:
+            raise NotFound("not found")
+        return number
+
+    def to_url(self, value: Any) -> str:
+        return str(int(value))
 
 
 def parsed_json() -> Any:
@@ -59,48 +66,6 @@ def refuse_nulls(body: dict[str, Any]) -> dict[str, Any]:
     if details:
         raise InvalidInput("invalid input", details)
     return body
-
-
-def query_ints(*names: str) -> dict[str, int]:
-    """The integer query parameters among ``names`` that are present; 422 lists every bad one."""
-    values: dict[str, int] = {}
-    details: list[dict[str, str]] = []
-    for name in names:
-        raw = request.args.get(name)
-        if raw is None:
-            continue
-        if _INTEGER.fullmatch(raw):
-            values[name] = int(raw)
-        else:
-            details.append({"field": name, "message": "must be an integer"})
-    if details:
-        raise InvalidInput("invalid input", details)
-    return values
-
-
-def query_int(name: str) -> int | None:
-    """An optional integer query parameter; 422 when it is not an integer."""
-    return query_ints(name).get(name)
-
-
-def from_rpc(model: type[M], data: Any) -> M:
-    """Check a service's answer against its contract; a broken answer is our 500."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        # Never the error's text: it quotes the offending values, i.e. user data.
-        fields = [_location(error["loc"]) for error in exc.errors(include_input=False)]
-        log.error(
-            "a service answer broke %s: %d error(s) at %s",
-            model.__name__,
-            exc.error_count(),
-            ", ".join(fields),
-        )
-        raise MeshError("internal error") from None
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(root)"
 
 
 def created(value: BaseModel, endpoint: str, **values: Any) -> Response:

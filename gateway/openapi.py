@@ -1,41 +1,25 @@
-"""The OpenAPI 3.1 document, built from the contracts and one route table."""
+"""The OpenAPI 3.1 document, built from ``app.url_map`` and the views' declarations
+(``gateway.api.endpoint``): a route and its documentation cannot drift apart."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
+from flask import Flask
 from pydantic import BaseModel
+from werkzeug.routing import Rule
 
 from contracts.base import ID_MAX
-from contracts.catalog import (
-    ProductCreate,
-    ProductOut,
-    ProductPage,
-    ProductPatch,
-    ProductQuery,
-    WishlistItem,
-)
-from contracts.notifications import ListRequest
-from contracts.orders import OrderCreate, OrderOut, OrderPage, OrderQuery, StatusChange
-from contracts.registry import EVENTS
-from contracts.users import Credentials, PublicUser, RegisterRequest, UserOut
+from gateway.api import Endpoint, spec_of
 from gateway.cache import HEADER as CACHE_HEADER
-from gateway.schemas import (
-    ErrorBody,
-    Health,
-    NotificationList,
-    Readiness,
-    RegisteredUser,
-    TokenPair,
-    WishlistList,
-)
+from gateway.schemas import ErrorBody
 
 REF = "#/components/schemas/{model}"
-Auth = Literal["none", "access", "refresh", "admin"]
 BODY_ERRORS = (400, 413, 415, 422)
+DOCUMENT_KEY = "mesh.openapi"
+METHODS = ("get", "post", "put", "patch", "delete")
 ERROR_TEXT = {
     400: "Malformed JSON, or not a JSON object",
     401: "Missing, invalid, expired or revoked token (or bad credentials)",
@@ -44,300 +28,11 @@ ERROR_TEXT = {
     409: "Conflict with an existing resource",
     413: "Body too large",
     415: "Body is not JSON",
-    422: "Invalid fields (details: one entry per field)",
+    422: "Invalid fields or query parameters (details: one entry per field)",
     429: "Rate limited (see Retry-After)",
     500: "Internal error",
     503: "A service or store did not answer",
 }
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One route: what it takes, what it returns, which errors it may answer."""
-
-    method: str
-    path: str
-    summary: str
-    tag: str
-    status: int = 200
-    request: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    media: str = "application/json"
-    auth: Auth = "none"
-    errors: tuple[int, ...] = ()
-    parameters: tuple[dict[str, Any], ...] = ()
-    also: tuple[tuple[int, type[BaseModel]], ...] = ()
-    cached: bool = False
-
-
-LIMIT_PARAM = {
-    "name": "limit",
-    "in": "query",
-    "required": False,
-    "schema": ListRequest.model_json_schema()["properties"]["limit"],
-}
-TYPES_PARAM = {
-    "name": "types",
-    "in": "query",
-    "required": False,
-    "description": "Comma-separated event types; all when absent.",
-    "schema": {"type": "string", "examples": [",".join(e.type for e in EVENTS)]},
-}
-
-
-IDEMPOTENCY_PARAM: dict[str, Any] = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "Send the same key again (after a timeout, say) to get the order it placed, "
-    "not a second order. 1 to 64 characters; reusing it for another order is 409.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-}
-
-
-def _query_param(model: type[BaseModel], name: str, description: str = "") -> dict[str, Any]:
-    """A query parameter documented from the contract field it is validated against."""
-    param = {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": model.model_json_schema()["properties"][name],
-    }
-    return {**param, "description": description} if description else param
-
-
-PRODUCT_PARAMS = (
-    _query_param(ProductQuery, "q", "Text to find in the name or description."),
-    _query_param(ProductQuery, "limit"),
-    _query_param(ProductQuery, "offset"),
-)
-ORDER_PARAMS = (_query_param(OrderQuery, "limit"), _query_param(OrderQuery, "offset"))
-
-ROUTES: tuple[Operation, ...] = (
-    Operation(
-        "post",
-        "/api/auth/register",
-        "Create an account",
-        "auth",
-        201,
-        RegisterRequest,
-        RegisteredUser,
-        errors=(409, 429, 503),
-    ),
-    Operation(
-        "post",
-        "/api/auth/login",
-        "Exchange credentials for tokens",
-        "auth",
-        request=Credentials,
-        response=TokenPair,
-        errors=(401, 429, 503),
-    ),
-    Operation(
-        "post",
-        "/api/auth/refresh",
-        "Rotate a refresh token (send it as Bearer)",
-        "auth",
-        response=TokenPair,
-        auth="refresh",
-        errors=(503,),
-    ),
-    Operation(
-        "post",
-        "/api/auth/logout",
-        "Revoke this login's tokens",
-        "auth",
-        204,
-        auth="access",
-        errors=(503,),
-    ),
-    Operation(
-        "get",
-        "/api/users/me",
-        "The caller's account",
-        "users",
-        response=UserOut,
-        auth="access",
-        errors=(404, 503),
-    ),
-    Operation(
-        "get",
-        "/api/users/{user_id}",
-        "A user's public profile (cached)",
-        "users",
-        response=PublicUser,
-        auth="access",
-        errors=(503,),
-        cached=True,
-    ),
-    Operation(
-        "get",
-        "/api/products",
-        "A page of products",
-        "products",
-        response=ProductPage,
-        errors=(422, 503),
-        parameters=PRODUCT_PARAMS,
-    ),
-    Operation(
-        "get",
-        "/api/products/{product_id}",
-        "One product (cached)",
-        "products",
-        response=ProductOut,
-        errors=(503,),
-        cached=True,
-    ),
-    Operation(
-        "post",
-        "/api/products",
-        "Create a product",
-        "products",
-        201,
-        ProductCreate,
-        ProductOut,
-        auth="admin",
-        errors=(409, 503),
-    ),
-    Operation(
-        "patch",
-        "/api/products/{product_id}",
-        "Change the fields sent (not null)",
-        "products",
-        request=ProductPatch,
-        response=ProductOut,
-        auth="admin",
-        errors=(409, 503),
-    ),
-    Operation(
-        "delete",
-        "/api/products/{product_id}",
-        "Delete a product",
-        "products",
-        204,
-        auth="admin",
-        errors=(503,),
-    ),
-    Operation(
-        "get",
-        "/api/wishlist",
-        "The caller's wishlist",
-        "wishlist",
-        response=WishlistList,
-        auth="access",
-        errors=(503,),
-    ),
-    Operation(
-        "put",
-        "/api/wishlist/{product_id}",
-        "Add a product (idempotent)",
-        "wishlist",
-        response=WishlistItem,
-        auth="access",
-        errors=(503,),
-    ),
-    Operation(
-        "delete",
-        "/api/wishlist/{product_id}",
-        "Remove a product (idempotent)",
-        "wishlist",
-        204,
-        auth="access",
-        errors=(503,),
-    ),
-    Operation(
-        "post",
-        "/api/orders",
-        "Order a product",
-        "orders",
-        201,
-        OrderCreate,
-        OrderOut,
-        auth="access",
-        errors=(404, 409, 422, 503),
-        parameters=(IDEMPOTENCY_PARAM,),
-    ),
-    Operation(
-        "get",
-        "/api/orders",
-        "The caller's orders, newest first",
-        "orders",
-        response=OrderPage,
-        auth="access",
-        errors=(422, 503),
-        parameters=ORDER_PARAMS,
-    ),
-    Operation(
-        "get",
-        "/api/orders/{order_id}",
-        "One order, its owner's or any for admins (cached)",
-        "orders",
-        response=OrderOut,
-        auth="access",
-        errors=(503,),
-        cached=True,
-    ),
-    Operation(
-        "post",
-        "/api/orders/{order_id}/cancel",
-        "Cancel an order; its stock goes back",
-        "orders",
-        response=OrderOut,
-        auth="access",
-        errors=(409, 503),
-    ),
-    Operation(
-        "patch",
-        "/api/orders/{order_id}",
-        "Move an order to another status",
-        "orders",
-        request=StatusChange,
-        response=OrderOut,
-        auth="admin",
-        errors=(409, 503),
-    ),
-    Operation(
-        "get",
-        "/api/orders/{order_id}/notifications",
-        "What the owner was told about it",
-        "orders",
-        response=NotificationList,
-        auth="access",
-        errors=(503,),
-    ),
-    Operation(
-        "get",
-        "/api/notifications",
-        "The caller's notifications, newest first",
-        "notifications",
-        response=NotificationList,
-        auth="access",
-        errors=(422, 503),
-        parameters=(LIMIT_PARAM,),
-    ),
-    Operation(
-        "get",
-        "/api/events/stream",
-        "Domain events as Server-Sent Events",
-        "events",
-        media="text/event-stream",
-        auth="admin",
-        errors=(422, 503),
-        parameters=(TYPES_PARAM,),
-    ),
-    Operation("get", "/health", "The process is alive", "health", response=Health),
-    Operation(
-        "get",
-        "/ready",
-        "Every dependency answers",
-        "health",
-        response=Readiness,
-        also=((503, Readiness),),
-    ),
-    Operation("get", "/metrics", "Prometheus metrics", "health", media="text/plain"),
-    Operation("get", "/api/openapi.json", "This document", "docs"),
-    Operation("get", "/api/docs", "Human-readable API docs", "docs", media="text/html"),
-)
 
 
 class _Components:
@@ -353,90 +48,181 @@ class _Components:
         return {"$ref": REF.format(model=model.__name__)}
 
 
+@dataclass(frozen=True)
+class Route:
+    """One method of one URL rule, with its view's declaration."""
+
+    method: str
+    path: str
+    params: tuple[dict[str, Any], ...]
+    spec: Endpoint
+
+
 def _content(media: str, schema: Any) -> dict[str, Any]:
     return {media: {"schema": schema}}
 
 
-def _success(op: Operation, components: _Components) -> dict[str, Any]:
-    if op.status == 204:
-        return {"description": "Done; no body"}
-    if op.response is not None:
-        schema = components.ref(op.response, "serialization")
+def _success(route: Route, components: _Components) -> dict[str, Any]:
+    spec = route.spec
+    if spec.status == 204:
+        return {"description": "Done; no body", "headers": _headers()}
+    if spec.response is not None:
+        schema = components.ref(spec.response, "serialization")
     else:
-        schema = {"type": "object"} if op.media == "application/json" else {"type": "string"}
-    success = {"description": op.summary, "content": _content(op.media, schema)}
-    if op.cached:
-        success["headers"] = {CACHE_HEADER: {"$ref": "#/components/headers/XCache"}}
-    return success
+        schema = {"type": "object"} if spec.media == "application/json" else {"type": "string"}
+    headers = _headers(*(["XCache"] if spec.cached else []))
+    if spec.status == 201:
+        headers["Location"] = {"$ref": "#/components/headers/Location"}
+    return {
+        "description": spec.summary,
+        "content": _content(spec.media, schema),
+        "headers": headers,
+    }
 
 
-_NON_WORD = re.compile(r"\W+")
+def _headers(*names: str) -> dict[str, Any]:
+    """Response headers: the request id on every answer, and ``names`` from the components."""
+    return {
+        ("X-Request-ID" if name == "RequestId" else name.replace("XCache", CACHE_HEADER)): {
+            "$ref": f"#/components/headers/{name}"
+        }
+        for name in ("RequestId", *names)
+    }
 
 
-def _path_names(op: Operation) -> list[str]:
-    return re.findall(r"{(\w+)}", op.path)
+_RULE_PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
-def _path_param(name: str) -> dict[str, Any]:
+def _path(rule: Rule) -> tuple[str, tuple[dict[str, Any], ...]]:
+    """The OpenAPI path of a URL rule, and its path parameters."""
+    params: list[dict[str, Any]] = []
+    for converter, name in _RULE_PARAM.findall(rule.rule):
+        params.append(_path_param(name, converter or "default", rule))
+    return _RULE_PARAM.sub(r"{\2}", rule.rule), tuple(params)
+
+
+def _path_param(name: str, converter: str, rule: Rule) -> dict[str, Any]:
+    if converter == "id":
+        schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+        description = "An id; anything else is a 404."
+    elif converter == "any":
+        schema = {"type": "string", "enum": sorted(rule._converters[name].items)}  # type: ignore[attr-defined]
+        description = "One of the listed names."
+    else:
+        schema, description = {"type": "string"}, ""
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "description": "An id; anything else is a 404.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+        "description": description,
+        "schema": schema,
     }
 
 
-def _error_statuses(op: Operation) -> list[int]:
-    statuses = set(op.errors) | {500}
-    if op.path.startswith("/api/"):
-        statuses.add(429)  # the per-IP budget of every /api/ route
-    if _path_names(op):
+def _error_statuses(route: Route) -> list[int]:
+    spec = route.spec
+    statuses = set(spec.errors) | {500}
+    if route.path.startswith("/api/"):
+        statuses |= {429, 503}  # the per-IP budget of every /api/ route; a service down
+    if route.params:
         statuses.add(404)
-    if op.request is not None:
+    if spec.body is not None:
         statuses |= set(BODY_ERRORS)
-    if op.auth != "none":
+    if spec.query is not None:
+        statuses.add(422)
+    if spec.auth != "none":
         statuses.add(401)
-    if op.auth == "admin":
+    if spec.auth == "admin":
         statuses.add(403)
-    return sorted(statuses - {status for status, _ in op.also})
+    return sorted(statuses - {status for status, _ in spec.also})
 
 
-def _responses(op: Operation, components: _Components) -> dict[str, Any]:
-    responses = {str(op.status): _success(op, components)}
+def _error_headers(status: int) -> dict[str, Any]:
+    extra = {429: ["RetryAfter"], 503: ["RetryAfter"], 401: ["WWWAuthenticate"], 405: ["Allow"]}
+    names = extra.get(status, [])
+    headers = _headers()
+    for name in names:
+        header = {"RetryAfter": "Retry-After", "WWWAuthenticate": "WWW-Authenticate"}.get(
+            name, name
+        )
+        headers[header] = {"$ref": f"#/components/headers/{name}"}
+    return headers
+
+
+def _responses(route: Route, components: _Components) -> dict[str, Any]:
+    responses = {str(route.spec.status): _success(route, components)}
     error = components.ref(ErrorBody, "serialization")
-    for status in _error_statuses(op):
+    for status in _error_statuses(route):
         responses[str(status)] = {
             "description": ERROR_TEXT[status],
             "content": _content("application/json", error),
+            "headers": _error_headers(status),
         }
-    for status, model in op.also:
+    for status, model in route.spec.also:
         schema = components.ref(model, "serialization")
-        responses[str(status)] = {"description": op.summary, "content": _content(op.media, schema)}
+        responses[str(status)] = {
+            "description": route.spec.summary,
+            "content": _content(route.spec.media, schema),
+            "headers": _headers(),
+        }
     return responses
 
 
-def _operation(op: Operation, components: _Components) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "summary": op.summary,
-        "tags": [op.tag],
-        "operationId": f"{op.method}_{_NON_WORD.sub('_', op.path).strip('_')}",
+def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """Each field of a query model, as an optional query parameter."""
+    schema = model.model_json_schema()
+    params = []
+    for name, field_schema in schema.get("properties", {}).items():
+        param = {"name": name, "in": "query", "required": False, "schema": field_schema}
+        if "description" in field_schema:
+            param["description"] = field_schema["description"]
+        params.append(param)
+    return params
+
+
+def _header_params(spec: Endpoint) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": h.name,
+            "in": "header",
+            "required": False,
+            "description": h.description,
+            "schema": h.schema,
+        }
+        for h in spec.headers
+    ]
+
+
+def _operation(route: Route, components: _Components) -> dict[str, Any]:
+    spec = route.spec
+    operation: dict[str, Any] = {
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "operationId": f"{route.method}_{_NON_WORD.sub('_', route.path).strip('_')}",
         "parameters": [
             {"$ref": "#/components/parameters/RequestId"},
-            *(_path_param(name) for name in _path_names(op)),
-            *op.parameters,
+            *route.params,
+            *(_query_params(spec.query) if spec.query is not None else []),
+            *_header_params(spec),
         ],
-        "responses": _responses(op, components),
+        "responses": _responses(route, components),
+        "security": [] if spec.auth == "none" else [{"bearerAuth": []}],
     }
-    if op.request is not None:
-        schema = components.ref(op.request, "validation")
-        spec["requestBody"] = {"required": True, "content": _content("application/json", schema)}
-    spec["security"] = [] if op.auth == "none" else [{"bearerAuth": []}]
-    if op.auth == "refresh":
-        spec["description"] = "Send the refresh token (not the access token) as Bearer."
-    if op.auth == "admin":
-        spec["description"] = "Needs an access token of an administrator."
-    return spec
+    description = spec.description or (
+        "Needs an access token of an administrator." if spec.auth == "admin" else ""
+    )
+    if description:
+        operation["description"] = description
+    if spec.body is not None:
+        schema = components.ref(spec.body, "validation")
+        operation["requestBody"] = {
+            "required": True,
+            "content": _content("application/json", schema),
+        }
+    return operation
+
+
+_NON_WORD = re.compile(r"\W+")
 
 
 def _shared_components() -> dict[str, Any]:
@@ -449,29 +235,70 @@ def _shared_components() -> dict[str, Any]:
                 "name": "X-Request-ID",
                 "in": "header",
                 "required": False,
-                "description": "Correlation id (<= 64 of [A-Za-z0-9_-]); echoed back.",
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "description": "Correlation id, echoed back and logged. A value that is not 1 "
+                "to 64 of [A-Za-z0-9_-] is replaced by a new id, never refused.",
+                "schema": {"type": "string"},
             }
         },
         "headers": {
+            "RequestId": {
+                "description": "The request's correlation id.",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+            },
             "XCache": {
                 "description": "HIT: served from the gateway's cache; MISS: asked the service.",
                 "schema": {"type": "string", "enum": ["HIT", "MISS"]},
-            }
+            },
+            "Location": {
+                "description": "The URL of the resource created.",
+                "schema": {"type": "string"},
+            },
+            "RetryAfter": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
+            "WWWAuthenticate": {
+                "description": "The Bearer challenge.",
+                "schema": {"type": "string"},
+            },
+            "Allow": {"description": "The methods the path takes.", "schema": {"type": "string"}},
         },
     }
 
 
-@lru_cache(maxsize=1)
-def document() -> dict[str, Any]:
-    """The whole OpenAPI document (built once: it depends on code only)."""
+def routes(app: Flask) -> list[Route]:
+    """Every declared route of ``app``; a view without a declaration is an error."""
+    found: list[Route] = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        spec = spec_of(app.view_functions[rule.endpoint])
+        if spec is None:
+            raise LookupError(f"{rule.rule} ({rule.endpoint}) has no @endpoint declaration")
+        path, params = _path(rule)
+        for method in METHODS:
+            if method.upper() in (rule.methods or ()):
+                found.append(Route(method, path, params, spec))
+    return found
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    """The whole OpenAPI document of ``app``."""
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
-    for op in ROUTES:
-        paths.setdefault(op.path, {})[op.method] = _operation(op, components)
+    for route in routes(app):
+        paths.setdefault(route.path, {})[route.method] = _operation(route, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "The mesh gateway", "version": "0.1.0"},
         "paths": paths,
         "components": {"schemas": components.schemas, **_shared_components()},
     }
+
+
+def document(app: Flask) -> dict[str, Any]:
+    """The document, built once per app (it depends on code only)."""
+    if DOCUMENT_KEY not in app.extensions:
+        app.extensions[DOCUMENT_KEY] = build_document(app)
+    built: dict[str, Any] = app.extensions[DOCUMENT_KEY]
+    return built

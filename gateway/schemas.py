@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
+from contracts.base import Contract
 from contracts.catalog import WishlistItem
 from contracts.notifications import NotificationOut
 
@@ -54,3 +55,17 @@ class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     services: dict[str, str]
     redis: str
+
+
+class LimitQuery(Contract):
+    """``?limit=N``: how many of the newest."""
+
+    limit: StrictInt = Field(20, ge=1, le=50)
+
+
+class EventTypes(Contract):
+    """``?types=a,b``: the event types to stream (every known type when absent)."""
+
+    types: str | None = Field(
+        None, max_length=1000, description="Comma-separated event types; all when absent."
+    )

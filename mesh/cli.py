@@ -1,4 +1,4 @@
-"""Operator commands: ``python -m mesh.cli <command>``."""
+"""Operator commands: ``mesh <command>`` (``.venv/bin/mesh --help``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
+from nameko.exceptions import RpcTimeout
+from pydantic import ValidationError
+
+from contracts.base import field_errors
 from mesh.settings import Settings, get_settings
 
 HOW_TO_START = {
@@ -66,33 +71,52 @@ def wait_ready(settings: Settings, timeout: float) -> int:
     return 1
 
 
-def create_admin(settings: Settings, email: str, password: str, name: str) -> int:
-    """Create an admin user, or promote the existing user with that e-mail."""
-    from mesh.clients import make_redis
-    from mesh.errors import Conflict, InvalidInput
-    from mesh.migrations import upgrade
-    from mesh.outbox import OutboxHandle
-    from mesh.sql import make_sessionmaker
-    from services.users import logic
-    from services.users.models import outbox
-    from services.users.passwords import PasswordHasher
+class StandaloneTransport:
+    """One nameko standalone proxy, for a command that makes a few calls and exits."""
 
-    upgrade("users", settings.sql_url("users"))
-    sessions = make_sessionmaker(settings.sql_url("users"))
-    # The users service's relay publishes the stored user.registered event.
-    events = OutboxHandle(outbox, on_commit=lambda _session: None)
-    cache = make_redis(settings)
-    payload = {"email": email, "password": password, "name": name}
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+
+    def call(self, service: str, method: str, *args: Any) -> Any:
+        return getattr(getattr(self.proxy, service), method)(*args)
+
+
+def create_admin(settings: Settings, email: str, password: str, name: str) -> int:
+    """Create an admin user, or promote the existing user with that e-mail.
+
+    Both go through the running users service, so the write takes the same path as every
+    other (validation, argon2id, the outbox and its user.registered event).
+    """
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from contracts.errors import Conflict, InvalidInput, Unavailable
+    from contracts.users import RegisterRequest, UsersApi
+    from mesh.errors import register_remote_errors
+    from mesh.typed import client
+
     try:
-        user = logic.register(sessions, events, cache, PasswordHasher(), payload, is_admin=True)
-        print(f"created admin {user['email']} (id {user['id']})")
-    except Conflict:
-        user = logic.promote_admin(sessions, cache, email)
-        print(f"promoted {user['email']} (id {user['id']}) to admin")
-    except InvalidInput as exc:
-        for detail in exc.details or []:
+        request = RegisterRequest(email=email, password=password, name=name)
+    except ValidationError as exc:
+        for detail in field_errors(exc):
             print(f"{detail['field']}: {detail['message']}", file=sys.stderr)
         return 2
+    register_remote_errors()
+    config = {"AMQP_URI": settings.amqp_uri, "serializer": "json"}
+    try:
+        with ClusterRpcProxy(config, timeout=settings.rpc_timeout * 4) as proxy:
+            users = client(UsersApi, "users", StandaloneTransport(proxy))
+            try:
+                users.register(request)
+            except Conflict:
+                pass  # an existing account: promote it
+            user = users.promote_admin(request.email)
+    except InvalidInput as exc:
+        print(f"refused: {exc.message} {exc.details or ''}", file=sys.stderr)
+        return 2
+    except (Unavailable, RpcTimeout, OSError) as exc:
+        print(f"the users service did not answer ({exc!r}): is the mesh running?", file=sys.stderr)
+        return 1
+    print(f"{user.email} (id {user.id}) is an admin")
     return 0
 
 
@@ -119,7 +143,7 @@ def dlq(settings: Settings, action: str, queue: str | None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mesh.cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-services", help="check that RabbitMQ and Redis answer")
     ready = commands.add_parser("wait-ready", help="wait until GET /ready answers 200")

@@ -1,72 +1,17 @@
-"""The one error hierarchy of the mesh.
+"""Registers the mesh's error classes with nameko, so an RPC caller gets the same class back.
 
-Every class is registered with nameko so that an error raised in a service
-arrives at the RPC caller as the same class, with the same arguments.
+The classes themselves live in ``contracts.errors``; a caller (the gateway, or a service
+calling another) runs :func:`register_remote_errors` before its first call.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from nameko.exceptions import deserialize_to_instance
 
-
-class MeshError(Exception):
-    """Base of every expected error; ``status`` and ``code`` map it to HTTP."""
-
-    status = 500
-    code = "internal_error"
-
-    def __init__(self, message: str, details: Any = None) -> None:
-        super().__init__(message, details)
-        self.message = message
-        self.details = details
-
-    def __str__(self) -> str:
-        return self.message
+from contracts.errors import REMOTE_ERRORS
 
 
-@deserialize_to_instance
-class InvalidInput(MeshError):
-    """A payload broke its contract."""
-
-    status = 422
-    code = "invalid_input"
-
-
-@deserialize_to_instance
-class NotFound(MeshError):
-    status = 404
-    code = "not_found"
-
-
-@deserialize_to_instance
-class Conflict(MeshError):
-    status = 409
-    code = "conflict"
-
-
-@deserialize_to_instance
-class AuthenticationFailed(MeshError):
-    status = 401
-    code = "unauthorized"
-
-
-@deserialize_to_instance
-class Forbidden(MeshError):
-    status = 403
-    code = "forbidden"
-
-
-@deserialize_to_instance
-class Unavailable(MeshError):
-    status = 503
-    code = "unavailable"
-
-
-class PermanentFailure(MeshError):
-    """Retrying cannot help: an event handler dead-letters the message at once."""
-
-
-class ContractViolation(PermanentFailure, InvalidInput):
-    """A message on the bus does not match its contract."""
+def register_remote_errors() -> None:
+    """Make nameko rebuild every contracts error as itself (idempotent)."""
+    for error in REMOTE_ERRORS:
+        deserialize_to_instance(error)

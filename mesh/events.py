@@ -19,8 +19,8 @@ from nameko.amqp.publish import Publisher, get_connection
 from nameko.events import EventHandler
 
 from contracts.base import Event
+from contracts.errors import PermanentFailure
 from mesh import topology
-from mesh.errors import PermanentFailure
 from mesh.settings import get_settings
 
 log = logging.getLogger(__name__)

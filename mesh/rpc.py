@@ -1,4 +1,4 @@
-"""RPC from one service to another, bounded in time.
+"""RPC from one service to another: typed, and bounded in time.
 
 nameko's RpcProxy waits for a reply forever, and a call to a service that is down is
 queued, not refused. A worker stuck that way holds its slot, and any stock or state it
@@ -8,52 +8,44 @@ which callers treat like any failure: compensate, then retry or report 503.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import eventlet
 from nameko.rpc import RpcProxy
 
+from mesh.errors import register_remote_errors
 from mesh.settings import get_settings
+from mesh.typed import client
+
+P = TypeVar("P")
 
 
-class BoundedReply:
-    """A pending reply whose ``result()`` waits at most ``seconds``."""
+class BoundedTransport:
+    """Calls through one worker's nameko proxy, waiting at most ``seconds`` for the reply."""
 
-    def __init__(self, reply: Any, seconds: float, what: str) -> None:
-        self._reply, self._seconds, self._what = reply, seconds, what
+    def __init__(self, proxy: Any, seconds: float) -> None:
+        self._proxy, self._seconds = proxy, seconds
 
-    def result(self) -> Any:
-        error = TimeoutError(f"{self._what} did not answer within {self._seconds:g} s")
+    def call(self, service: str, method: str, *args: Any) -> Any:
+        reply = getattr(self._proxy, method).call_async(*args)
+        error = TimeoutError(f"{service}.{method} did not answer within {self._seconds:g} s")
         with eventlet.Timeout(self._seconds, error):
-            return self._reply.result()
+            return reply.result()
 
 
-class BoundedMethod:
-    def __init__(self, method: Any, seconds: float, what: str) -> None:
-        self._method, self._seconds, self._what = method, seconds, what
+class ServiceClient(RpcProxy, Generic[P]):
+    """Injects a typed client of ``service`` that satisfies ``protocol``, bounded by
+    ``RPC_TIMEOUT``; the service's errors arrive as themselves."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.call_async(*args, **kwargs).result()
-
-    def call_async(self, *args: Any, **kwargs: Any) -> BoundedReply:
-        return BoundedReply(self._method.call_async(*args, **kwargs), self._seconds, self._what)
-
-
-class BoundedServiceProxy:
-    def __init__(self, proxy: Any, service: str, seconds: float) -> None:
-        self._proxy, self._service, self._seconds = proxy, service, seconds
-
-    def __getattr__(self, name: str) -> BoundedMethod:
-        return BoundedMethod(getattr(self._proxy, name), self._seconds, f"{self._service}.{name}")
-
-
-class BoundedRpcProxy(RpcProxy):
-    """A nameko RpcProxy whose calls raise TimeoutError after ``RPC_TIMEOUT`` seconds."""
+    def __init__(self, protocol: type[P], service: str, **options: Any) -> None:
+        super().__init__(service, **options)
+        self.protocol = protocol
 
     def setup(self) -> None:
         super().setup()
+        register_remote_errors()
         self.seconds = get_settings().rpc_timeout
 
-    def get_dependency(self, worker_ctx: Any) -> BoundedServiceProxy:
-        proxy = super().get_dependency(worker_ctx)
-        return BoundedServiceProxy(proxy, self.target_service, self.seconds)
+    def get_dependency(self, worker_ctx: Any) -> P:
+        transport = BoundedTransport(super().get_dependency(worker_ctx), self.seconds)
+        return client(self.protocol, self.target_service, transport)

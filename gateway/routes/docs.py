@@ -1,32 +1,34 @@
-"""/api/openapi.json and a small docs page at /api/docs."""
+"""/api/openapi.json, and the docs page at /api/docs (Swagger UI from the installed
+swagger-ui-py package: no CDN, so it works with no internet)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, url_for
+import swagger_ui
+from flask import Blueprint, Response, current_app, send_from_directory, url_for
 
+from gateway.api import endpoint
 from gateway.openapi import document
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+ASSETS = Path(swagger_ui.__file__).parent / "static"
+SERVED = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"})
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>The mesh gateway: API</title>
-  <link rel="stylesheet" href="{cdn}/swagger-ui.css">
+  <link rel="icon" href="{assets}/favicon-32x32.png">
+  <link rel="stylesheet" href="{assets}/swagger-ui.css">
 </head>
 <body>
-  <p>Raw OpenAPI document: <a href="{spec}">{spec}</a>
-     (the viewer below needs the Swagger UI CDN; offline, read the raw document).</p>
-  <div id="swagger-ui"></div>
-  <script src="{cdn}/swagger-ui-bundle.js"></script>
+  <div id="swagger-ui"><p>Raw OpenAPI document: <a href="{spec}">{spec}</a></p></div>
+  <script src="{assets}/swagger-ui-bundle.js"></script>
   <script>
-    if (window.SwaggerUIBundle) {{
-      window.ui = SwaggerUIBundle({{url: "{spec}", dom_id: "#swagger-ui"}});
-    }}
+    window.ui = SwaggerUIBundle({{url: "{spec}", dom_id: "#swagger-ui"}});
   </script>
 </body>
 </html>
@@ -34,11 +36,21 @@ PAGE = """<!doctype html>
 
 
 @bp.get("/openapi.json")
+@endpoint("This document", tag="docs")
 def openapi() -> dict[str, Any]:
-    return document()
+    return document(current_app)
 
 
 @bp.get("/docs")
+@endpoint("Human-readable API docs (Swagger UI)", tag="docs", media="text/html")
 def docs() -> Response:
-    page = PAGE.format(cdn=SWAGGER_UI, spec=url_for("docs.openapi"))
+    assets = url_for("docs.openapi").rsplit("/", 1)[0] + "/docs/assets"
+    page = PAGE.format(assets=assets, spec=url_for("docs.openapi"))
     return Response(page, mimetype="text/html")
+
+
+@bp.get("/docs/assets/<any(" + ", ".join(f'"{name}"' for name in sorted(SERVED)) + "):name>")
+@endpoint("A file of the docs page", tag="docs", media="application/octet-stream")
+def asset(name: str) -> Response:
+    response = send_from_directory(ASSETS, name, max_age=86400)
+    return response

@@ -7,15 +7,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, stream_with_context
+from flask import Blueprint, Response, current_app, stream_with_context
 from flask_jwt_extended import get_jwt
 from redis import Redis
 from redis.exceptions import RedisError
 
+from contracts.errors import InvalidInput
 from contracts.registry import EVENTS
-from gateway.auth import admin_required, is_revoked
+from gateway.api import endpoint
+from gateway.auth import is_revoked
 from gateway.deps import redis
-from mesh.errors import InvalidInput
+from gateway.schemas import EventTypes
 
 bp = Blueprint("events", __name__, url_prefix="/api/events")
 log = logging.getLogger(__name__)
@@ -92,10 +94,16 @@ def relay(
 
 
 @bp.get("/stream")
-@admin_required
-def stream() -> Response:
+@endpoint(
+    "Domain events as Server-Sent Events",
+    tag="events",
+    auth="admin",
+    query=EventTypes,
+    media="text/event-stream",
+)
+def stream(query: EventTypes) -> Response:
     """Admins only. ``?types=user.registered,...`` picks the channels."""
-    channels = requested_types(request.args.get("types"))
+    channels = requested_types(query.types)
     store = redis()
     pubsub = store.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(*channels)

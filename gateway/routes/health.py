@@ -12,8 +12,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.api import endpoint
 from gateway.deps import Deps, deps
 from gateway.metrics import exposed_registry
+from gateway.schemas import Health, Readiness
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -55,8 +57,9 @@ def init_ready(app: Flask, clock: Callable[[], float] = time.monotonic) -> Ready
 
 
 @bp.get("/health")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+@endpoint("The process is alive", tag="health", response=Health)
+def health() -> Health:
+    return Health()
 
 
 def _service_state(dependencies: Deps, service: str, timeout: float) -> str:
@@ -78,6 +81,12 @@ def _redis_state() -> str:
 
 
 @bp.get("/ready")
+@endpoint(
+    "Every dependency answers",
+    tag="health",
+    response=Readiness,
+    also=((503, Readiness),),
+)
 def ready() -> ReadyAnswer:
     cache: ReadyCache = current_app.extensions[READY_CACHE_KEY]
     return cache.get(_readiness)
@@ -97,6 +106,7 @@ def _readiness() -> ReadyAnswer:
 
 
 @bp.get("/metrics")
+@endpoint("Prometheus metrics", tag="health", media="text/plain")
 def metrics() -> Response:
     return Response(
         generate_latest(exposed_registry(deps().metrics)), content_type=CONTENT_TYPE_LATEST

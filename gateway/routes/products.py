@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, Response
 
-from flask import Blueprint, Response, request
-
-from contracts.base import parse
 from contracts.catalog import ProductCreate, ProductOut, ProductPage, ProductPatch, ProductQuery
-from gateway.auth import admin_required
+from gateway.api import endpoint
 from gateway.cache import cached_json, response_cache
-from gateway.deps import rpc
-from gateway.http import created, from_rpc, json_body, query_ints, refuse_nulls
+from gateway.deps import services
+from gateway.http import created
 
 bp = Blueprint("products", __name__, url_prefix="/api/products")
 
@@ -19,51 +16,51 @@ KIND = "product"
 
 
 @bp.get("")
-def list_products() -> dict[str, Any]:
-    """``?q=text&limit=1..100&offset=0..``: a page of products."""
-    fields: dict[str, Any] = query_ints("limit", "offset")
-    q = request.args.get("q", "").strip()
-    if q:
-        fields["q"] = q
-    query = parse(ProductQuery, fields)
-    page = rpc().call("catalog", "list_products", query.model_dump(mode="json"))
-    return from_rpc(ProductPage, page).model_dump(mode="json")
+@endpoint("A page of products", tag="products", query=ProductQuery, response=ProductPage)
+def list_products(query: ProductQuery) -> ProductPage:
+    """``?q=text&limit=1..100&offset=0..``: ``q`` matches name or description, any case."""
+    return services().catalog.list_products(query)
 
 
 @bp.get("/<id:product_id>")
+@endpoint("One product (cached)", tag="products", response=ProductOut, cached=True)
 def get_product(product_id: int) -> Response:
     """One product; cached for a few minutes (``X-Cache``)."""
-
-    def load() -> ProductOut:
-        return from_rpc(ProductOut, rpc().call("catalog", "get_product", product_id))
-
-    product, hit = response_cache().cached(KIND, product_id, ProductOut, load)
+    product, hit = response_cache().cached(
+        KIND, product_id, ProductOut, lambda: services().catalog.get_product(product_id)
+    )
     return cached_json(product, hit)
 
 
 @bp.post("")
-@admin_required
-def create_product() -> Response:
-    payload = parse(ProductCreate, refuse_nulls(json_body()))
-    answer = rpc().call("catalog", "create_product", payload.model_dump(mode="json"))
-    product = from_rpc(ProductOut, answer)
+@endpoint(
+    "Create a product",
+    tag="products",
+    auth="admin",
+    status=201,
+    body=ProductCreate,
+    response=ProductOut,
+)
+def create_product(body: ProductCreate) -> Response:
+    product = services().catalog.create_product(body)
     return created(product, "products.get_product", product_id=product.id)
 
 
 @bp.patch("/<id:product_id>")
-@admin_required
-def update_product(product_id: int) -> dict[str, Any]:
-    """Change the fields sent (at least one); the others stay as they are."""
-    payload = parse(ProductPatch, refuse_nulls(json_body()))
-    changes = payload.model_dump(mode="json", exclude_unset=True)
+@endpoint(
+    "Change the fields sent (at least one, none null)",
+    tag="products",
+    auth="admin",
+    body=ProductPatch,
+    response=ProductOut,
+)
+def update_product(product_id: int, body: ProductPatch) -> ProductOut:
     with response_cache().invalidating(KIND, product_id):
-        answer = rpc().call("catalog", "update_product", product_id, changes)
-    return from_rpc(ProductOut, answer).model_dump(mode="json")
+        return services().catalog.update_product(product_id, body)
 
 
 @bp.delete("/<id:product_id>")
-@admin_required
-def delete_product(product_id: int) -> Response:
+@endpoint("Delete a product", tag="products", auth="admin", status=204)
+def delete_product(product_id: int) -> None:
     with response_cache().invalidating(KIND, product_id):
-        rpc().call("catalog", "delete_product", product_id)
-    return Response(status=204)
+        services().catalog.delete_product(product_id)

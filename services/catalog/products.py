@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import is_id, parse
+from contracts.base import is_id
 from contracts.catalog import (
     FieldChange,
     ProductCreate,
@@ -17,7 +17,7 @@ from contracts.catalog import (
     ProductQuery,
     ProductUpdated,
 )
-from mesh.errors import NotFound
+from contracts.errors import NotFound
 from mesh.outbox import EventSink
 from mesh.sql import affected
 from services.catalog.models import Product, utcnow
@@ -27,10 +27,6 @@ LIKE_ESCAPE = "/"
 
 def product_out(product: Product) -> ProductOut:
     return ProductOut.model_validate(product, from_attributes=True)
-
-
-def to_out(product: Product) -> dict[str, Any]:
-    return product_out(product).model_dump(mode="json")
 
 
 def live_product(session: Session, product_id: Any, *, lock: bool = False) -> Product:
@@ -61,9 +57,8 @@ def _filters(request: ProductQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-def list_products(sessions: sessionmaker, query: Any) -> dict[str, Any]:
+def list_products(sessions: sessionmaker, request: ProductQuery) -> ProductPage:
     """A page of live products ordered by id; ``q`` matches name or description, any case."""
-    request = parse(ProductQuery, {} if query is None else query)
     where = _filters(request)
     with sessions() as session:
         total = session.scalar(select(func.count()).select_from(Product).where(*where)) or 0
@@ -74,23 +69,22 @@ def list_products(sessions: sessionmaker, query: Any) -> dict[str, Any]:
             .limit(request.limit)
             .offset(request.offset)
         ).all()
-    page = ProductPage(
+    return ProductPage(
         items=[product_out(p) for p in products],
         total=total,
         limit=request.limit,
         offset=request.offset,
     )
-    return page.model_dump(mode="json")
 
 
-def get_product(sessions: sessionmaker, product_id: Any) -> dict[str, Any]:
+def get_product(sessions: sessionmaker, product_id: int) -> ProductOut:
     with sessions() as session:
-        return to_out(live_product(session, product_id))
+        return product_out(live_product(session, product_id))
 
 
-def create_product(sessions: sessionmaker, events: EventSink, payload: Any) -> dict[str, Any]:
+def create_product(sessions: sessionmaker, events: EventSink, request: ProductCreate) -> ProductOut:
     """Store a product and its ``created`` event (every field, old None) in one transaction."""
-    values = parse(ProductCreate, payload).model_dump()
+    values = request.model_dump()
     with sessions() as session, session.begin():
         now = utcnow()
         product = Product(**values, created_at=now, updated_at=now)
@@ -100,7 +94,7 @@ def create_product(sessions: sessionmaker, events: EventSink, payload: Any) -> d
         events.add(
             session, ProductUpdated(product_id=product.id, change="created", changes=changes)
         )
-    return to_out(product)
+    return product_out(product)
 
 
 def _patch_values(patch: ProductPatch) -> dict[str, Any]:
@@ -109,10 +103,10 @@ def _patch_values(patch: ProductPatch) -> dict[str, Any]:
 
 
 def update_product(
-    sessions: sessionmaker, events: EventSink, product_id: Any, payload: Any
-) -> dict[str, Any]:
+    sessions: sessionmaker, events: EventSink, product_id: int, patch: ProductPatch
+) -> ProductOut:
     """Apply a patch; only fields whose value really changes are written and announced."""
-    values = _patch_values(parse(ProductPatch, payload))
+    values = _patch_values(patch)
     with sessions() as session, session.begin():
         product = live_product(session, product_id, lock=True)
         changes = {
@@ -127,10 +121,10 @@ def update_product(
             events.add(
                 session, ProductUpdated(product_id=product.id, change="updated", changes=changes)
             )
-    return to_out(product)
+    return product_out(product)
 
 
-def delete_product(sessions: sessionmaker, events: EventSink, product_id: Any) -> None:
+def delete_product(sessions: sessionmaker, events: EventSink, product_id: int) -> None:
     """Soft-delete once: the conditional UPDATE lets exactly one caller win."""
     if not is_id(product_id):
         raise NotFound("product not found")

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import parse, parse_value
-from contracts.catalog import FieldChange, OrderRef, ProductUpdated, ReserveRequest
+from contracts.catalog import FieldChange, ProductUpdated, ReserveRequest
 from contracts.catalog import Reservation as ReservationOut
+from contracts.errors import Conflict, NotFound
 from contracts.orders import OrderStatusChanged
-from mesh.errors import Conflict, NotFound
 from mesh.outbox import EventSink
 from mesh.sql import affected
 from services.catalog.models import Product, Reservation, utcnow
 
 
-def _out(reservation: Reservation) -> dict[str, Any]:
-    return ReservationOut.model_validate(reservation, from_attributes=True).model_dump(mode="json")
+def _out(reservation: Reservation) -> ReservationOut:
+    return ReservationOut.model_validate(reservation, from_attributes=True)
 
 
 def _stock_changed(product_id: int, old: int, new: int) -> ProductUpdated:
@@ -34,7 +32,7 @@ def _find(sessions: sessionmaker, order_ref: str) -> Reservation | None:
         return session.scalar(select(Reservation).where(Reservation.order_ref == order_ref))
 
 
-def _existing(reservation: Reservation, request: ReserveRequest) -> dict[str, Any]:
+def _existing(reservation: Reservation, request: ReserveRequest) -> ReservationOut:
     """The stored reservation, if the repeated request asks for the same, still-held stock."""
     if (reservation.product_id, reservation.quantity) != (request.product_id, request.quantity):
         raise Conflict("order_ref already reserved other stock")
@@ -61,7 +59,7 @@ def _take(session: Session, product_id: int, quantity: int) -> Product:
     return product
 
 
-def _reserve(sessions: sessionmaker, events: EventSink, request: ReserveRequest) -> dict[str, Any]:
+def _reserve(sessions: sessionmaker, events: EventSink, request: ReserveRequest) -> ReservationOut:
     with sessions() as session, session.begin():
         product = _take(session, request.product_id, request.quantity)
         reservation = Reservation(
@@ -79,9 +77,10 @@ def _reserve(sessions: sessionmaker, events: EventSink, request: ReserveRequest)
     return _out(reservation)
 
 
-def reserve_stock(sessions: sessionmaker, events: EventSink, payload: Any) -> dict[str, Any]:
+def reserve_stock(
+    sessions: sessionmaker, events: EventSink, request: ReserveRequest
+) -> ReservationOut:
     """Take stock for one order; a repeated ``order_ref`` returns its reservation untouched."""
-    request = parse(ReserveRequest, payload)
     existing = _find(sessions, request.order_ref)
     if existing is not None:
         return _existing(existing, request)
@@ -106,9 +105,8 @@ def _give_back(session: Session, reservation: Reservation) -> int:
     return session.scalars(select(Product.stock).where(Product.id == reservation.product_id)).one()
 
 
-def release_stock(sessions: sessionmaker, events: EventSink, order_ref: Any) -> bool:
+def release_stock(sessions: sessionmaker, events: EventSink, order_ref: str) -> bool:
     """Give a reservation's stock back; True only for the one call that released it."""
-    order_ref = parse_value(OrderRef, order_ref, "order_ref")
     with sessions() as session, session.begin():
         released = affected(
             session,

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import is_id, require_id
 from contracts.catalog import WishlistItem
-from mesh.errors import NotFound
 from services.catalog.models import Product, WishlistEntry, utcnow
 from services.catalog.products import live_product, product_out
 
 
-def _item(entry: WishlistEntry, product: Product) -> dict[str, Any]:
-    item = WishlistItem(product=product_out(product), added_at=entry.added_at)
-    return item.model_dump(mode="json")
+def _item(entry: WishlistEntry, product: Product) -> WishlistItem:
+    return WishlistItem(product=product_out(product), added_at=entry.added_at)
 
 
 def _entry(session: Session, user_id: int, product_id: int) -> WishlistEntry | None:
@@ -28,9 +23,8 @@ def _entry(session: Session, user_id: int, product_id: int) -> WishlistEntry | N
     )
 
 
-def wishlist_list(sessions: sessionmaker, user_id: Any) -> list[dict[str, Any]]:
+def wishlist_list(sessions: sessionmaker, user_id: int) -> list[WishlistItem]:
     """The user's wishlist, newest first; deleted products are left out."""
-    user_id = require_id(user_id, "user_id")
     with sessions() as session:
         rows = session.execute(
             select(WishlistEntry, Product)
@@ -41,7 +35,7 @@ def wishlist_list(sessions: sessionmaker, user_id: Any) -> list[dict[str, Any]]:
     return [_item(entry, product) for entry, product in rows]
 
 
-def _add(sessions: sessionmaker, user_id: int, product_id: Any) -> dict[str, Any]:
+def _add(sessions: sessionmaker, user_id: int, product_id: int) -> WishlistItem:
     with sessions() as session, session.begin():
         product = live_product(session, product_id)
         entry = _entry(session, user_id, product.id)
@@ -51,9 +45,8 @@ def _add(sessions: sessionmaker, user_id: int, product_id: Any) -> dict[str, Any
     return _item(entry, product)
 
 
-def wishlist_add(sessions: sessionmaker, user_id: Any, product_id: Any) -> dict[str, Any]:
+def wishlist_add(sessions: sessionmaker, user_id: int, product_id: int) -> WishlistItem:
     """Add a live product; adding it again returns the entry already there."""
-    user_id = require_id(user_id, "user_id")
     try:
         return _add(sessions, user_id, product_id)
     except IntegrityError:
@@ -61,11 +54,8 @@ def wishlist_add(sessions: sessionmaker, user_id: Any, product_id: Any) -> dict[
         return _add(sessions, user_id, product_id)
 
 
-def wishlist_remove(sessions: sessionmaker, user_id: Any, product_id: Any) -> None:
+def wishlist_remove(sessions: sessionmaker, user_id: int, product_id: int) -> None:
     """Remove the pair if it is there; removing it again is not an error."""
-    user_id = require_id(user_id, "user_id")
-    if not is_id(product_id):
-        return
     with sessions() as session, session.begin():
         session.execute(
             delete(WishlistEntry).where(
@@ -74,10 +64,8 @@ def wishlist_remove(sessions: sessionmaker, user_id: Any, product_id: Any) -> No
         )
 
 
-def wishlisted_by(sessions: sessionmaker, product_id: Any) -> list[int]:
+def wishlisted_by(sessions: sessionmaker, product_id: int) -> list[int]:
     """Ids of the users with this product on their wishlist (deleted products too)."""
-    if not is_id(product_id):
-        raise NotFound("product not found")
     with sessions() as session:
         return list(
             session.scalars(

@@ -1,4 +1,4 @@
-"""Dramatiq actors of the notifications service: plain functions, registered in mesh.workers."""
+"""Dramatiq actors of the notifications service: plain functions, registered in services.workers."""
 
 from __future__ import annotations
 

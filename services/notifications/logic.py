@@ -10,7 +10,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from contracts.base import Event, parse
+from contracts.base import Event
 from contracts.notifications import (
     EMAIL_QUEUE,
     SEND_EMAIL_ACTOR,
@@ -18,6 +18,7 @@ from contracts.notifications import (
     NotificationOut,
     OrderNotificationsRequest,
 )
+from contracts.users import UserOut
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,17 @@ def notification_key(event: Event, user_id: int) -> str:
     return f"{event.event_id}-{user_id}"
 
 
-def compose(
-    event: Event, user: dict[str, Any], title: str, body: str, **extra: Any
-) -> dict[str, Any]:
+def compose(event: Event, user: UserOut, title: str, body: str, **extra: Any) -> dict[str, Any]:
     """A notification document for ``user``, with its e-mail."""
     return {
         "type": event.type,
-        "userId": user["id"],
+        "userId": user.id,
         "title": title,
         "body": body,
         "email": {
-            "to": user["email"],
+            "to": user.email,
             "subject": title,
-            "text": f"Hello {user['name']},\n\n{body}",
+            "text": f"Hello {user.name},\n\n{body}",
         },
         **extra,
     }
@@ -89,7 +88,7 @@ def record(db: Database, tasks: Tasks, event: Event, doc: dict[str, Any]) -> dic
     return dict(stored)
 
 
-def to_out(doc: dict[str, Any]) -> dict[str, Any]:
+def to_out(doc: dict[str, Any]) -> NotificationOut:
     return NotificationOut(
         id=str(doc["_id"]),
         event_id=doc["event_id"],
@@ -99,10 +98,10 @@ def to_out(doc: dict[str, Any]) -> dict[str, Any]:
         title=doc["title"],
         body=doc["body"],
         created_at=doc["createdAt"],
-    ).model_dump(mode="json")
+    )
 
 
-def _newest(db: Database, query: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+def _newest(db: Database, query: dict[str, Any], limit: int) -> list[NotificationOut]:
     cursor = (
         db[COLLECTION]
         .find(query)
@@ -112,13 +111,11 @@ def _newest(db: Database, query: dict[str, Any], limit: int) -> list[dict[str, A
     return [to_out(doc) for doc in cursor]
 
 
-def list_for_user(db: Database, user_id: Any, limit: Any = 20) -> list[dict[str, Any]]:
+def list_for_user(db: Database, request: ListRequest) -> list[NotificationOut]:
     """A user's notifications, newest first."""
-    request = parse(ListRequest, {"user_id": user_id, "limit": limit})
     return _newest(db, {"userId": request.user_id}, request.limit)
 
 
-def for_order(db: Database, order_id: Any, limit: Any = 50) -> list[dict[str, Any]]:
+def for_order(db: Database, request: OrderNotificationsRequest) -> list[NotificationOut]:
     """An order's notifications, newest first (the caller checks who may see the order)."""
-    request = parse(OrderNotificationsRequest, {"order_id": order_id, "limit": limit})
     return _newest(db, {"orderId": request.order_id}, request.limit)

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from contracts.catalog import ProductUpdated
+from contracts.catalog import CatalogApi, ProductOut, ProductUpdated
+from contracts.errors import NotFound
 from contracts.orders import OrderCreated, OrderStatusChanged
-from contracts.users import UserRegistered
-from mesh.errors import NotFound
+from contracts.users import UserOut, UserRegistered, UsersApi
 from services.notifications.logic import Tasks, compose, record
 
 
-class Users(Protocol):
-    def get_user(self, user_id: int) -> dict[str, Any]: ...
+def welcome(event: UserRegistered, user: UserOut) -> dict[str, Any]:
+    return compose(event, user, "Welcome to the mesh", f"Your account {user.email} is ready.")
 
 
-class Catalog(Protocol):
-    def get_product(self, product_id: int) -> dict[str, Any]: ...
-    def wishlisted_by(self, product_id: int) -> list[int]: ...
-
-
-def welcome(event: UserRegistered, user: dict[str, Any]) -> dict[str, Any]:
-    return compose(event, user, "Welcome to the mesh", f"Your account {user['email']} is ready.")
-
-
-def order_placed(event: OrderCreated, user: dict[str, Any]) -> dict[str, Any]:
+def order_placed(event: OrderCreated, user: UserOut) -> dict[str, Any]:
     body = f"We have your order #{event.order_id} for {event.quantity} item(s)."
     return compose(event, user, f"Order #{event.order_id} placed", body, orderId=event.order_id)
 
 
-def order_status(event: OrderStatusChanged, user: dict[str, Any]) -> dict[str, Any]:
+def order_status(event: OrderStatusChanged, user: UserOut) -> dict[str, Any]:
     title = f"Order #{event.order_id} is {event.new_status}"
     body = f"Your order #{event.order_id} went from {event.old_status} to {event.new_status}."
     return compose(event, user, title, body, orderId=event.order_id)
@@ -52,11 +43,11 @@ def _below(a: Any, b: Any) -> bool:
 
 
 def wishlist_alert(
-    event: ProductUpdated, product: dict[str, Any], user: dict[str, Any], reason: str
+    event: ProductUpdated, product: ProductOut, user: UserOut, reason: str
 ) -> dict[str, Any]:
-    name = product["name"]
+    name = product.name
     if reason == "price_drop":
-        price = f"{product['price_cents'] / 100:.2f} {product['currency']}"
+        price = f"{product.price_cents / 100:.2f} {product.currency}"
         title, body = f"{name} is now {price}", f"A product on your wishlist got cheaper: {name}."
     else:
         title, body = f"{name} is back in stock", f"A product on your wishlist is back: {name}."
@@ -64,7 +55,7 @@ def wishlist_alert(
 
 
 def notify_wishlisters(
-    db: Any, tasks: Tasks, catalog: Catalog, users: Users, event: ProductUpdated
+    db: Any, tasks: Tasks, catalog: CatalogApi, users: UsersApi, event: ProductUpdated
 ) -> int:
     """Tell everyone who wishlisted the product about a price drop or restock; return how many."""
     reason = wishlist_reason(event)

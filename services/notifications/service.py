@@ -7,25 +7,28 @@ from typing import Any
 from nameko.rpc import rpc
 
 from contracts.base import parse_event
-from contracts.catalog import ProductUpdated
+from contracts.catalog import CatalogApi, ProductUpdated
+from contracts.notifications import ListRequest, NotificationOut, OrderNotificationsRequest
 from contracts.orders import OrderCreated, OrderStatusChanged
-from contracts.users import UserRegistered
-from mesh.errors import MeshError
+from contracts.users import UserRegistered, UsersApi
 from mesh.events import handle_event
 from mesh.providers import CorrelationContext, Mongo
-from mesh.rpc import BoundedRpcProxy
+from mesh.rpc import ServiceClient
 from mesh.tasks import TaskQueue
+from mesh.typed import expose
 from services.notifications import logic, messages
 
 
 class NotificationsService:
+    """Satisfies ``contracts.notifications.NotificationsApi``; handles the domain events."""
+
     name = "notifications"
 
     context = CorrelationContext()
     mongo = Mongo(prepare=logic.prepare)
     tasks = TaskQueue()
-    users = BoundedRpcProxy("users")
-    catalog = BoundedRpcProxy("catalog")
+    users = ServiceClient(UsersApi, "users")
+    catalog = ServiceClient(CatalogApi, "catalog")
 
     @rpc
     def ping(self) -> str:
@@ -54,10 +57,10 @@ class NotificationsService:
         event = parse_event(ProductUpdated, body)
         messages.notify_wishlisters(self.mongo, self.tasks, self.catalog, self.users, event)
 
-    @rpc(expected_exceptions=MeshError)
-    def list_for_user(self, user_id: Any, limit: Any = 20) -> list[dict[str, Any]]:
-        return logic.list_for_user(self.mongo, user_id, limit)
+    @expose
+    def list_for_user(self, request: ListRequest) -> list[NotificationOut]:
+        return logic.list_for_user(self.mongo, request)
 
-    @rpc(expected_exceptions=MeshError)
-    def get_notifications(self, order_id: Any, limit: Any = 50) -> list[dict[str, Any]]:
-        return logic.for_order(self.mongo, order_id, limit)
+    @expose
+    def get_notifications(self, request: OrderNotificationsRequest) -> list[NotificationOut]:
+        return logic.for_order(self.mongo, request)

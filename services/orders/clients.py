@@ -1,13 +1,18 @@
-"""What the orders logic needs from other services, and the RPC adapter that provides it."""
+"""What the orders logic needs from other services, and the adapters over their typed clients."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
+
+import eventlet
+
+from contracts.catalog import CatalogApi, Reservation, ReserveRequest
+from contracts.users import UsersApi
 
 
 class Catalog(Protocol):
-    def reserve(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+    def reserve(self, request: ReserveRequest) -> Reservation: ...
     def release(self, order_ref: str) -> bool: ...
 
 
@@ -17,29 +22,29 @@ class Users(Protocol):
         ...
 
 
-class CatalogRpc:
-    """The catalog service through a nameko RPC proxy; its MeshErrors arrive as themselves."""
+class CatalogStock:
+    """Stock reservations through the catalog service; its errors arrive as themselves."""
 
-    def __init__(self, proxy: Any) -> None:
-        self.proxy = proxy
+    def __init__(self, catalog: CatalogApi) -> None:
+        self.catalog = catalog
 
-    def reserve(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.proxy.reserve_stock(payload))
+    def reserve(self, request: ReserveRequest) -> Reservation:
+        return self.catalog.reserve_stock(request)
 
     def release(self, order_ref: str) -> bool:
-        return bool(self.proxy.release_stock(order_ref))
+        return self.catalog.release_stock(order_ref)
 
 
-class UsersRpc:
-    """The users service through a nameko RPC proxy; the check runs while the caller works on."""
+class UsersCheck:
+    """Checks a user exists through the users service, while the caller works on."""
 
-    def __init__(self, proxy: Any) -> None:
-        self.proxy = proxy
+    def __init__(self, users: UsersApi) -> None:
+        self.users = users
 
     def confirm_later(self, user_id: int) -> Callable[[], None]:
-        reply = self.proxy.get_user.call_async(user_id)
+        pending = eventlet.spawn(self.users.get_user, user_id)
 
         def confirm() -> None:
-            reply.result()  # raises the service's NotFound
+            pending.wait()  # raises the service's NotFound, or TimeoutError
 
         return confirm

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.base import is_id, parse, parse_value, require_id
+from contracts.base import Viewer, is_id
 from contracts.catalog import Reservation, ReserveRequest
+from contracts.errors import Conflict, MeshError, NotFound, Unavailable
 from contracts.orders import (
     TRANSITIONS,
-    IdempotencyKey,
     OrderCreate,
     OrderCreated,
     OrderOut,
@@ -25,7 +24,6 @@ from contracts.orders import (
     OrderStatusChanged,
     StatusChange,
 )
-from mesh.errors import Conflict, MeshError, NotFound, Unavailable
 from mesh.outbox import EventSink
 from mesh.sql import affected
 from services.orders.clients import Catalog, Users
@@ -36,8 +34,8 @@ log = logging.getLogger(__name__)
 ORDER_NOT_FOUND = "order not found"
 
 
-def to_out(order: Order) -> dict[str, Any]:
-    out = OrderOut.model_validate(
+def to_out(order: Order) -> OrderOut:
+    return OrderOut.model_validate(
         {
             "id": order.id,
             "user_id": order.user_id,
@@ -51,7 +49,6 @@ def to_out(order: Order) -> dict[str, Any]:
             "updated_at": order.updated_at,
         }
     )
-    return out.model_dump(mode="json")
 
 
 # ---------------------------------------------------------------- create
@@ -75,11 +72,11 @@ def _release(catalog: Catalog, order_ref: str) -> None:
 
 
 def _reserve(catalog: Catalog, request: OrderCreate, order_ref: str) -> Reservation:
-    payload = ReserveRequest(
+    reserve = ReserveRequest(
         product_id=request.product_id, quantity=request.quantity, order_ref=order_ref
-    ).model_dump()
+    )
     try:
-        return Reservation.model_validate(catalog.reserve(payload))
+        return catalog.reserve(reserve)
     except NotFound:
         raise NotFound("product not found") from None
     except MeshError:
@@ -148,19 +145,16 @@ def create_order(
     events: EventSink,
     catalog: Catalog,
     users: Users,
-    user_id: Any,
-    payload: Any,
-    idempotency_key: Any = None,
-) -> dict[str, Any]:
+    user_id: int,
+    request: OrderCreate,
+    key: str | None = None,
+) -> OrderOut:
     """Reserve the stock, then store the order; if that fails, the stock goes back.
 
     The user check runs while the stock is reserved (one RPC hop less on the way), so an
     unknown user costs a reservation that is given back at once. With an
-    ``idempotency_key``, a retry returns the order the first attempt placed.
+    ``key`` (the client's Idempotency-Key), a retry returns the order the first attempt placed.
     """
-    request = parse(OrderCreate, payload)
-    user_id = require_id(user_id, "user_id")
-    key = None if idempotency_key is None else parse_value(IdempotencyKey, idempotency_key, "key")
     if (placed := _placed(sessions, user_id, key, request)) is not None:
         return to_out(placed)
     confirm_user = users.confirm_later(user_id)
@@ -185,10 +179,8 @@ def create_order(
 # ---------------------------------------------------------------- read
 
 
-def list_orders(sessions: sessionmaker, user_id: Any, query: Any) -> dict[str, Any]:
+def list_orders(sessions: sessionmaker, user_id: int, request: OrderQuery) -> OrderPage:
     """A page of the user's orders, newest first."""
-    user_id = require_id(user_id, "user_id")
-    request = parse(OrderQuery, {} if query is None else query)
     with sessions() as session:
         orders = session.scalars(
             select(Order)
@@ -197,13 +189,10 @@ def list_orders(sessions: sessionmaker, user_id: Any, query: Any) -> dict[str, A
             .limit(request.limit)
             .offset(request.offset)
         ).all()
-    page = OrderPage.model_validate(
-        {"items": [to_out(o) for o in orders], "limit": request.limit, "offset": request.offset}
-    )
-    return page.model_dump(mode="json")
+    return OrderPage(items=[to_out(o) for o in orders], limit=request.limit, offset=request.offset)
 
 
-def _visible(session: Session, order_id: Any, owner: int | None, *, lock: bool = False) -> Order:
+def _visible(session: Session, order_id: int, owner: int | None, *, lock: bool = False) -> Order:
     """The order if ``owner`` is None (an admin) or owns it; otherwise NotFound, as if missing."""
     order = session.get(Order, order_id, with_for_update=lock) if is_id(order_id) else None
     if order is None or (owner is not None and order.user_id != owner):
@@ -211,23 +200,18 @@ def _visible(session: Session, order_id: Any, owner: int | None, *, lock: bool =
     return order
 
 
-def _owner(user_id: Any, is_admin: Any) -> int | None:
-    """Whose orders the caller may see: None for an admin (only ``True`` counts)."""
-    user_id = require_id(user_id, "user_id")
-    return None if is_admin is True else user_id
+def _owner(viewer: Viewer) -> int | None:
+    """Whose orders the viewer may see: None for an administrator."""
+    return None if viewer.is_admin else viewer.user_id
 
 
-def get_order(
-    sessions: sessionmaker, order_id: Any, user_id: Any, is_admin: Any = False
-) -> dict[str, Any]:
-    owner = _owner(user_id, is_admin)
+def get_order(sessions: sessionmaker, order_id: int, viewer: Viewer) -> OrderOut:
     with sessions() as session:
-        return to_out(_visible(session, order_id, owner))
+        return to_out(_visible(session, order_id, _owner(viewer)))
 
 
-def known_order_refs(sessions: sessionmaker, refs: Any) -> list[str]:
+def known_order_refs(sessions: sessionmaker, request: OrderRefs) -> list[str]:
     """Which of these reservation refs belong to a stored order."""
-    request = parse(OrderRefs, {"refs": refs})
     if not request.refs:
         return []
     with sessions() as session:
@@ -240,7 +224,7 @@ def known_order_refs(sessions: sessionmaker, refs: Any) -> list[str]:
 
 
 def _apply(
-    sessions: sessionmaker, events: EventSink, order_id: Any, new: str, owner: int | None
+    sessions: sessionmaker, events: EventSink, order_id: int, new: str, owner: int | None
 ) -> Order:
     """Move the order to ``new`` and store order.status_changed, in one transaction.
 
@@ -277,10 +261,10 @@ def _change(
     sessions: sessionmaker,
     events: EventSink,
     catalog: Catalog,
-    order_id: Any,
+    order_id: int,
     new: str,
     owner: int | None,
-) -> dict[str, Any]:
+) -> OrderOut:
     # The status change and its event commit first; the stock is released after.
     # Releasing first would hold the order's lock across an RPC (on SQLite, its one
     # write lock), and a failed commit would leave stock released for a live order.
@@ -298,17 +282,15 @@ def cancel_order(
     sessions: sessionmaker,
     events: EventSink,
     catalog: Catalog,
-    order_id: Any,
-    user_id: Any,
-    is_admin: Any = False,
-) -> dict[str, Any]:
+    order_id: int,
+    viewer: Viewer,
+) -> OrderOut:
     """Cancel an order its owner (or an admin) can see; its stock goes back to the catalog."""
-    return _change(sessions, events, catalog, order_id, "cancelled", _owner(user_id, is_admin))
+    return _change(sessions, events, catalog, order_id, "cancelled", _owner(viewer))
 
 
 def set_status(
-    sessions: sessionmaker, events: EventSink, catalog: Catalog, order_id: Any, payload: Any
-) -> dict[str, Any]:
+    sessions: sessionmaker, events: EventSink, catalog: Catalog, order_id: int, change: StatusChange
+) -> OrderOut:
     """The admin path: any legal transition; the gateway checks the caller is an admin."""
-    change = parse(StatusChange, payload)
     return _change(sessions, events, catalog, order_id, change.status, None)

@@ -2,67 +2,72 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from nameko.rpc import rpc
 
-from mesh.errors import MeshError
+from contracts.base import Id, Viewer
+from contracts.catalog import CatalogApi
+from contracts.orders import (
+    IdempotencyKey,
+    OrderCreate,
+    OrderOut,
+    OrderPage,
+    OrderQuery,
+    OrderRefs,
+    StatusChange,
+)
+from contracts.users import UsersApi
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
-from mesh.rpc import BoundedRpcProxy
+from mesh.rpc import ServiceClient
 from mesh.sql import Database
+from mesh.typed import expose
 from services.orders import logic
-from services.orders.clients import CatalogRpc, UsersRpc
+from services.orders.clients import CatalogStock, UsersCheck
 from services.orders.models import outbox
-
-expected = rpc(expected_exceptions=MeshError)
 
 
 class OrdersService:
+    """Satisfies ``contracts.orders.OrdersApi``."""
+
     name = "orders"
 
     context = CorrelationContext()
     db = Database("orders")
     events = Outbox("orders", outbox)
-    catalog = BoundedRpcProxy("catalog")
-    users = BoundedRpcProxy("users")
+    catalog = ServiceClient(CatalogApi, "catalog")
+    users = ServiceClient(UsersApi, "users")
 
     @rpc
     def ping(self) -> str:
         return self.name
 
-    @expected
+    @expose
     def create_order(
-        self, user_id: Any, payload: Any, idempotency_key: Any = None
-    ) -> dict[str, Any]:
+        self, user_id: Id, order: OrderCreate, idempotency_key: IdempotencyKey | None = None
+    ) -> OrderOut:
+        stock, users = CatalogStock(self.catalog), UsersCheck(self.users)
         return logic.create_order(
-            self.db,
-            self.events,
-            CatalogRpc(self.catalog),
-            UsersRpc(self.users),
-            user_id,
-            payload,
-            idempotency_key,
+            self.db, self.events, stock, users, user_id, order, idempotency_key
         )
 
-    @expected
-    def known_order_refs(self, refs: Any) -> list[str]:
+    @expose
+    def known_order_refs(self, refs: OrderRefs) -> list[str]:
         return logic.known_order_refs(self.db, refs)
 
-    @expected
-    def list_orders(self, user_id: Any, query: Any = None) -> dict[str, Any]:
+    @expose
+    def list_orders(self, user_id: Id, query: OrderQuery) -> OrderPage:
         return logic.list_orders(self.db, user_id, query)
 
-    @expected
-    def get_order(self, order_id: Any, user_id: Any, is_admin: Any = False) -> dict[str, Any]:
-        return logic.get_order(self.db, order_id, user_id, is_admin)
+    @expose
+    def get_order(self, order_id: Id, viewer: Viewer) -> OrderOut:
+        return logic.get_order(self.db, order_id, viewer)
 
-    @expected
-    def cancel_order(self, order_id: Any, user_id: Any, is_admin: Any = False) -> dict[str, Any]:
+    @expose
+    def cancel_order(self, order_id: Id, viewer: Viewer) -> OrderOut:
         return logic.cancel_order(
-            self.db, self.events, CatalogRpc(self.catalog), order_id, user_id, is_admin
+            self.db, self.events, CatalogStock(self.catalog), order_id, viewer
         )
 
-    @expected
-    def set_status(self, order_id: Any, payload: Any) -> dict[str, Any]:
-        return logic.set_status(self.db, self.events, CatalogRpc(self.catalog), order_id, payload)
+    @expose
+    def set_status(self, order_id: Id, change: StatusChange) -> OrderOut:
+        return logic.set_status(self.db, self.events, CatalogStock(self.catalog), order_id, change)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Protocol
 
@@ -10,9 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from contracts.base import is_id, parse
+from contracts.errors import AuthenticationFailed, Conflict, NotFound
 from contracts.users import Credentials, RegisterRequest, UserOut, UserRegistered
-from mesh.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 from mesh.outbox import EventSink
 from services.users.models import User
 from services.users.passwords import PasswordHasher
@@ -33,8 +31,8 @@ def cache_key(user_id: int) -> str:
     return f"users:user:{user_id}"
 
 
-def to_out(user: User) -> dict[str, Any]:
-    return UserOut.model_validate(user, from_attributes=True).model_dump(mode="json")
+def to_out(user: User) -> UserOut:
+    return UserOut.model_validate(user, from_attributes=True)
 
 
 def register(
@@ -42,16 +40,15 @@ def register(
     events: EventSink,
     cache: Cache,
     hasher: PasswordHasher,
-    payload: Any,
+    request: RegisterRequest,
     *,
     is_admin: bool = False,
-) -> dict[str, Any]:
+) -> UserOut:
     """Store a new user and its ``user.registered`` event in one transaction.
 
     The id's cache entry is dropped too: a reset database reuses ids, and a
     cached stranger must never answer for the new user.
     """
-    request = parse(RegisterRequest, payload)
     password_hash = hasher.hash(request.password)
     try:
         with sessions() as session, session.begin():
@@ -73,12 +70,10 @@ def register(
     return to_out(user)
 
 
-def authenticate(sessions: sessionmaker, hasher: PasswordHasher, payload: Any) -> dict[str, Any]:
+def authenticate(
+    sessions: sessionmaker, hasher: PasswordHasher, credentials: Credentials
+) -> UserOut:
     """The user for these credentials; one generic failure whatever was wrong."""
-    try:
-        credentials = parse(Credentials, payload)
-    except InvalidInput:
-        raise AuthenticationFailed(BAD_CREDENTIALS) from None
     with sessions() as session:
         user = session.scalar(select(User).where(User.email == credentials.email.lower()))
     if not hasher.verify(user.password_hash if user else None, credentials.password) or not user:
@@ -88,23 +83,21 @@ def authenticate(sessions: sessionmaker, hasher: PasswordHasher, payload: Any) -
     return to_out(user)
 
 
-def get_user(sessions: sessionmaker, cache: Cache, user_id: Any) -> dict[str, Any]:
+def get_user(sessions: sessionmaker, cache: Cache, user_id: int) -> UserOut:
     """One user by id, from the cache when it holds them (10 minutes)."""
-    if not is_id(user_id):
-        raise NotFound("user not found")
     cached = cache.get(cache_key(user_id))
     if cached:
-        return dict(json.loads(cached))
+        return UserOut.model_validate_json(cached)
     with sessions() as session:
         user = session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
     out = to_out(user)
-    cache.set(cache_key(user_id), json.dumps(out), ex=CACHE_TTL_SECONDS)
+    cache.set(cache_key(user_id), out.model_dump_json(), ex=CACHE_TTL_SECONDS)
     return out
 
 
-def promote_admin(sessions: sessionmaker, cache: Cache, email: str) -> dict[str, Any]:
+def promote_admin(sessions: sessionmaker, cache: Cache, email: str) -> UserOut:
     """Make an existing user an admin."""
     with sessions() as session, session.begin():
         user = session.scalar(select(User).where(User.email == email.strip().lower()))

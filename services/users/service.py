@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from eventlet import tpool
 from nameko.rpc import rpc
 
-from mesh.errors import MeshError
+from contracts.base import Id
+from contracts.users import Credentials, Email, RegisterRequest, UserOut
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext, Redis
 from mesh.sql import Database
+from mesh.typed import expose
 from services.users import logic
 from services.users.models import outbox
 from services.users.passwords import PasswordHasher
 
-expected = rpc(expected_exceptions=MeshError)
-
 
 class UsersService:
+    """Satisfies ``contracts.users.UsersApi``."""
+
     name = "users"
 
     context = CorrelationContext()
@@ -31,18 +31,18 @@ class UsersService:
     def ping(self) -> str:
         return self.name
 
-    @expected
-    def register(self, payload: Any) -> dict[str, Any]:
-        return logic.register(self.db, self.events, self.cache, self.hasher, payload)
+    @expose
+    def register(self, request: RegisterRequest) -> UserOut:
+        return logic.register(self.db, self.events, self.cache, self.hasher, request)
 
-    @expected
-    def authenticate(self, payload: Any) -> dict[str, Any]:
-        return logic.authenticate(self.db, self.hasher, payload)
+    @expose
+    def authenticate(self, credentials: Credentials) -> UserOut:
+        return logic.authenticate(self.db, self.hasher, credentials)
 
-    @expected
-    def get_user(self, user_id: Any) -> dict[str, Any]:
+    @expose
+    def get_user(self, user_id: Id) -> UserOut:
         return logic.get_user(self.db, self.cache, user_id)
 
-    @expected
-    def promote_admin(self, email: str) -> dict[str, Any]:
+    @expose
+    def promote_admin(self, email: Email) -> UserOut:
         return logic.promote_admin(self.db, self.cache, email)

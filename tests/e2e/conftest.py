@@ -131,9 +131,7 @@ class Mesh:
         """An access token of a new administrator, made like ``make admin`` does."""
         email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
         made = self.run(
-            VENV_BIN / "python",
-            "-m",
-            "mesh.cli",
+            VENV_BIN / "mesh",
             "create-admin",
             "--email",
             email,
@@ -339,9 +337,7 @@ def mesh(
         )
     try:
         ready = m.run(
-            VENV_BIN / "python",
-            "-m",
-            "mesh.cli",
+            VENV_BIN / "mesh",
             "wait-ready",
             "--timeout",
             str(READY_TIMEOUT),

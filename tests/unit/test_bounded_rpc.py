@@ -3,7 +3,7 @@ from __future__ import annotations
 import eventlet
 import pytest
 
-from mesh.rpc import BoundedMethod, BoundedReply
+from mesh.rpc import BoundedTransport
 
 
 class SlowReply:
@@ -25,10 +25,16 @@ class Method:
         return self.reply
 
 
+class Proxy:
+    def __init__(self, reply: object) -> None:
+        self.get_user = Method(reply)
+
+
 def test_a_reply_that_does_not_come_in_time_is_a_timeout() -> None:
+    transport = BoundedTransport(Proxy(SlowReply()), 0.05)
     with pytest.raises(TimeoutError, match=r"users\.get_user did not answer within 0\.05 s"):
-        BoundedReply(SlowReply(), 0.05, "users.get_user").result()
+        transport.call("users", "get_user", 7)
 
 
 def test_a_reply_in_time_is_returned() -> None:
-    assert BoundedMethod(Method(QuickReply()), 1.0, "users.get_user")(7) == "on time"
+    assert BoundedTransport(Proxy(QuickReply()), 1.0).call("users", "get_user", 7) == "on time"

@@ -27,8 +27,9 @@ from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.rpc import ServiceProxy
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from contracts.errors import Unavailable
 from mesh.context import CORRELATION_KEY, get_correlation_id
-from mesh.errors import Unavailable
+from mesh.errors import register_remote_errors
 
 if TYPE_CHECKING:
     from mesh.settings import Settings
@@ -101,6 +102,7 @@ class RpcPool(RpcClient):
         self._slots = threading.BoundedSemaphore(size)
         self._idle: queue.LifoQueue[_Member] = queue.LifoQueue()
         self._closed = False
+        register_remote_errors()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RpcPool:

@@ -1,4 +1,4 @@
-"""Entry module of the Dramatiq workers: ``dramatiq mesh.workers``.
+"""Entry module of the Dramatiq workers: ``dramatiq services.workers``.
 
 Importing this module is what configures the broker and registers the actors;
 it is the one module with that side effect, because the dramatiq CLI works by import.
@@ -16,7 +16,7 @@ from services.notifications import actors
 
 
 def setup() -> dramatiq.Broker:
-    """Configure logging and the broker, and register every actor on it."""
+    """Configure logging and the broker, and register every service's actors on it."""
     settings = get_settings()
     configure_logging(settings.log_level)
     broker = make_broker(settings)

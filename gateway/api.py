@@ -1,0 +1,132 @@
+"""Each view declares its HTTP contract once, here; the view, the checks and the OpenAPI
+document all follow from that one declaration.
+
+    @bp.post("")
+    @endpoint("Order a product", tag="orders", auth="access", body=OrderCreate,
+              response=OrderOut, status=201, errors=(404, 409))
+    def create(body: OrderCreate) -> OrderOut: ...
+
+The decorator checks the token (``auth``), parses the JSON body into ``body`` and the query
+string into ``query`` (each a contract model, 4xx on failure), and turns a returned model into
+a JSON response with the declared status. ``gateway.openapi`` reads the declarations from
+``app.url_map``, so a route without one cannot exist unnoticed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from flask import Response, current_app, jsonify, request
+from flask_jwt_extended import verify_jwt_in_request
+from pydantic import BaseModel
+
+from contracts.base import parse
+from contracts.errors import Forbidden, InvalidInput
+from gateway.auth import current_user_is_admin
+from gateway.http import INTEGER, json_body, refuse_nulls
+
+Auth = Literal["none", "access", "refresh", "admin"]
+SPEC_ATTRIBUTE = "__endpoint__"
+
+
+@dataclass(frozen=True)
+class Header:
+    """A request header the view reads, documented as a parameter."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What one view takes, returns and may answer."""
+
+    summary: str
+    tag: str
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    media: str = "application/json"
+    auth: Auth = "none"
+    errors: tuple[int, ...] = ()
+    headers: tuple[Header, ...] = ()
+    also: tuple[tuple[int, type[BaseModel]], ...] = ()
+    cached: bool = False
+    description: str = ""
+
+
+View = Callable[..., Any]
+
+
+def endpoint(summary: str, *, tag: str, **declared: Any) -> Callable[[View], View]:
+    """Declare a view's contract (see :class:`Endpoint`) and enforce it."""
+    spec = Endpoint(summary, tag, **declared)
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            authorise(spec.auth)
+            if spec.body is not None:
+                kwargs["body"] = parse(spec.body, refuse_nulls(json_body()))
+            if spec.query is not None:
+                kwargs["query"] = parse(spec.query, query_fields(spec.query))
+            return respond(spec, current_app.ensure_sync(view)(*args, **kwargs))
+
+        setattr(wrapper, SPEC_ATTRIBUTE, spec)
+        return wrapper
+
+    return decorate
+
+
+def spec_of(view: Callable[..., Any]) -> Endpoint | None:
+    """The declaration of a view, through any decorators wrapped around it since."""
+    while view is not None:
+        spec = getattr(view, SPEC_ATTRIBUTE, None)
+        if spec is not None:
+            return cast(Endpoint, spec)
+        view = getattr(view, "__wrapped__", None)  # type: ignore[assignment]
+    return None
+
+
+def authorise(auth: Auth) -> None:
+    """401 without a valid token of the right kind; 403 for a non-admin on admin routes."""
+    if auth == "none":
+        return
+    verify_jwt_in_request(refresh=auth == "refresh")
+    if auth == "admin" and not current_user_is_admin():
+        raise Forbidden("administrators only")
+
+
+def query_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """The query parameters ``model`` knows, integers converted; 422 lists every bad one."""
+    values: dict[str, Any] = {}
+    details: list[dict[str, str]] = []
+    for name, field in model.model_fields.items():
+        raw = request.args.get(name)
+        if raw is None:
+            continue
+        if field.annotation is not int:
+            values[name] = raw
+        elif INTEGER.fullmatch(raw):
+            values[name] = int(raw)
+        else:
+            details.append({"field": name, "message": "must be an integer"})
+    if details:
+        raise InvalidInput("invalid input", details)
+    return values
+
+
+def respond(spec: Endpoint, result: Any) -> Any:
+    """A returned model becomes JSON with the declared status; anything else passes."""
+    if spec.status == 204 and result is None:
+        return Response(status=204)
+    if isinstance(result, BaseModel):
+        response = jsonify(result.model_dump(mode="json"))
+        response.status_code = spec.status
+        return response
+    return result

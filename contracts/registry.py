@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contracts.base import Event
 from contracts.catalog import ProductUpdated
+from contracts.courses import CoursePublished, EnrollmentCreated, ProgressUpdated
 from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered
 
@@ -12,6 +13,9 @@ EVENTS: tuple[type[Event], ...] = (
     ProductUpdated,
     OrderCreated,
     OrderStatusChanged,
+    CoursePublished,
+    EnrollmentCreated,
+    ProgressUpdated,
 )
 
 # (event type) -> the nameko handlers bound to it, as (service, method).
@@ -26,4 +30,6 @@ SUBSCRIPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
         ("notifications", "on_order_status_changed"),
         ("catalog", "on_order_status_changed"),
     ),
+    "course.published": (("notifications", "on_course_published"),),
+    "enrollment.created": (("notifications", "on_enrollment_created"),),
 }

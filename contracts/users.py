@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, ClassVar, Protocol
+from typing import Annotated, ClassVar, Literal, Protocol
 
 from pydantic import EmailStr, Field, StringConstraints, field_validator
 
@@ -58,10 +58,15 @@ class UserRegistered(Event):
     user_id: int
 
 
+Role = Literal["student", "instructor"]
+"""What a user registered as; administrators are made from the command line only."""
+
+
 class RegisterRequest(Contract):
     email: EmailStr = Field(max_length=254)
     password: str = Field(repr=False)
     name: str = Field(min_length=1, max_length=100)
+    role: Role = "student"
 
     _password = field_validator("password")(_check_password)
     _name = field_validator("name")(_check_name)
@@ -81,6 +86,7 @@ class UserOut(Contract):
     id: int
     email: str
     name: str
+    role: Role = "student"
     is_admin: bool = False
     created_at: UtcDatetime
 

@@ -15,21 +15,26 @@ a JSON response with the declared status. ``gateway.openapi`` reads the declarat
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from types import UnionType
+from typing import Any, Literal, Union, cast, get_args, get_origin
 
 from flask import Response, current_app, jsonify, request
 from flask_jwt_extended import verify_jwt_in_request
 from pydantic import BaseModel
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from contracts.base import parse
 from contracts.errors import Forbidden, InvalidInput
-from gateway.auth import current_user_is_admin
-from gateway.http import INTEGER, json_body, refuse_nulls
+from gateway.auth import current_user_is_admin, current_user_teaches
+from gateway.http import INTEGER, json_body, refuse_nulls, too_large
 
-Auth = Literal["none", "access", "refresh", "admin"]
+Auth = Literal["none", "access", "refresh", "instructor", "admin"]
 SPEC_ATTRIBUTE = "__endpoint__"
+MULTIPART = "multipart/form-data"
+FILE_FIELD = "file"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Endpoint:
     tag: str
     status: int = 200
     body: type[BaseModel] | None = None
+    upload: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     media: str = "application/json"
@@ -71,7 +77,9 @@ def endpoint(summary: str, *, tag: str, **declared: Any) -> Callable[[View], Vie
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             authorise(spec.auth)
-            if spec.body is not None:
+            if spec.upload is not None and request.mimetype == MULTIPART:
+                kwargs["upload"] = read_upload(spec.upload)
+            elif spec.body is not None:
                 kwargs["body"] = parse(spec.body, refuse_nulls(json_body()))
             if spec.query is not None:
                 kwargs["query"] = parse(spec.query, query_fields(spec.query))
@@ -100,17 +108,43 @@ def authorise(auth: Auth) -> None:
     verify_jwt_in_request(refresh=auth == "refresh")
     if auth == "admin" and not current_user_is_admin():
         raise Forbidden("administrators only")
+    if auth == "instructor" and not current_user_teaches():
+        raise Forbidden("instructors only (register with role 'instructor')")
 
 
-def query_fields(model: type[BaseModel]) -> dict[str, Any]:
-    """The query parameters ``model`` knows, integers converted; 422 lists every bad one."""
+@dataclass(frozen=True)
+class Upload:
+    """A multipart request: its form fields as a model, and the file part."""
+
+    fields: BaseModel
+    file: FileStorage
+
+
+def read_upload(model: type[BaseModel]) -> Upload:
+    """Parse a multipart body under the upload limit: 413 above it, 422 without a file."""
+    limit = int(current_app.config["UPLOAD_MAX_BYTES"])
+    request.max_content_length = limit
+    try:
+        file = request.files.get(FILE_FIELD)
+    except RequestEntityTooLarge:
+        raise too_large(limit) from None
+    if file is None:
+        raise InvalidInput("invalid input", [{"field": FILE_FIELD, "message": "missing file"}])
+    form = {name: value for name, value in request.form.items() if name in model.model_fields}
+    return Upload(parse(model, query_fields(model, form)), file)
+
+
+def query_fields(model: type[BaseModel], source: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The string fields (query string by default) ``model`` knows, integers converted;
+    422 lists every bad one."""
+    source = request.args if source is None else source
     values: dict[str, Any] = {}
     details: list[dict[str, str]] = []
     for name, field in model.model_fields.items():
-        raw = request.args.get(name)
+        raw = source.get(name)
         if raw is None:
             continue
-        if field.annotation is not int:
+        if not _is_int(field.annotation):
             values[name] = raw
         elif INTEGER.fullmatch(raw):
             values[name] = int(raw)
@@ -119,6 +153,13 @@ def query_fields(model: type[BaseModel]) -> dict[str, Any]:
     if details:
         raise InvalidInput("invalid input", details)
     return values
+
+
+def _is_int(annotation: Any) -> bool:
+    """int, or an optional int."""
+    return annotation is int or (
+        get_origin(annotation) in (Union, UnionType) and int in get_args(annotation)
+    )
 
 
 def respond(spec: Endpoint, result: Any) -> Any:

@@ -13,15 +13,17 @@ from redis import Redis
 from gateway.auth import init_jwt
 from gateway.deps import Deps, Services, install
 from gateway.errors import register_error_handlers
-from gateway.http import IdConverter
+from gateway.http import IdConverter, JobIdConverter
 from gateway.limits import apply_limits, init_limiter
 from gateway.metrics import init_metrics
 from gateway.middleware import init_middleware
 from gateway.routes import (
     auth,
+    courses,
     docs,
     events,
     health,
+    learning,
     notifications,
     orders,
     products,
@@ -38,6 +40,8 @@ BLUEPRINTS = (
     products.bp,
     wishlist.bp,
     orders.bp,
+    courses.bp,
+    learning.bp,
     notifications.bp,
     events.bp,
     health.bp,
@@ -55,6 +59,7 @@ def settings_config(settings: Settings) -> dict[str, Any]:
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=settings.jwt_access_ttl),
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=settings.jwt_refresh_ttl),
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
+        "UPLOAD_MAX_BYTES": settings.upload_max_bytes,
         "RATELIMIT_STORAGE_URI": settings.redis_url,
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         "RATELIMIT_STRATEGY": "sliding-window-counter",
@@ -106,6 +111,7 @@ def create_app(
     init_jwt(app)
     limiter = init_limiter(app)
     app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["job"] = JobIdConverter
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     apply_limits(app, limiter)

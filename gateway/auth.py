@@ -38,6 +38,7 @@ REVOKED_KEY = "jwt:revoked:{jti}"
 FAMILY_REVOKED_KEY = "jwt:family-revoked:{fam}"
 FAMILY_CLAIM = "fam"
 ADMIN_CLAIM = "adm"
+ROLE_CLAIM = "rol"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,7 +60,8 @@ def issue_pair(user: UserOut, family: str | None = None) -> TokenPair:
     family = family or uuid.uuid4().hex
     identity = str(user.id)
     access = create_access_token(
-        identity, additional_claims={FAMILY_CLAIM: family, ADMIN_CLAIM: user.is_admin}
+        identity,
+        additional_claims={FAMILY_CLAIM: family, ADMIN_CLAIM: user.is_admin, ROLE_CLAIM: user.role},
     )
     refresh = create_refresh_token(identity, additional_claims={FAMILY_CLAIM: family})
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=access_ttl())
@@ -100,6 +102,11 @@ def current_user_id() -> int:
 def current_user_is_admin() -> bool:
     """The ``adm`` claim of the verified access token."""
     return get_jwt().get(ADMIN_CLAIM) is True
+
+
+def current_user_teaches() -> bool:
+    """True for an instructor (the ``rol`` claim) or an administrator."""
+    return get_jwt().get(ROLE_CLAIM) == "instructor" or current_user_is_admin()
 
 
 def init_jwt(app: Flask) -> JWTManager:

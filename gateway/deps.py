@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry
 from redis import Redis
 
 from contracts.catalog import CatalogApi
+from contracts.content import ContentApi
+from contracts.courses import CoursesApi
 from contracts.notifications import NotificationsApi
 from contracts.orders import OrdersApi
 from contracts.users import UsersApi
@@ -27,6 +29,8 @@ class Services:
     catalog: CatalogApi
     orders: OrdersApi
     notifications: NotificationsApi
+    courses: CoursesApi
+    content: ContentApi
 
     @classmethod
     def over(cls, transport: Transport) -> Services:
@@ -36,6 +40,8 @@ class Services:
             catalog=client(CatalogApi, "catalog", transport),
             orders=client(OrdersApi, "orders", transport),
             notifications=client(NotificationsApi, "notifications", transport),
+            courses=client(CoursesApi, "courses", transport),
+            content=client(ContentApi, "content", transport),
         )
 
 

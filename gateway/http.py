@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, jsonify, request, url_for
 from pydantic import BaseModel
-from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.routing import BaseConverter
 
 from contracts.base import ID_MAX
@@ -68,9 +68,22 @@ def refuse_nulls(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def created(value: BaseModel, endpoint: str, **values: Any) -> Response:
-    """A 201 JSON response of ``value``, with the ``Location`` of ``endpoint(**values)``."""
+def too_large(limit: int) -> RequestEntityTooLarge:
+    """The one 413, naming the limit."""
+    return RequestEntityTooLarge(f"the body is larger than the limit of {limit} bytes")
+
+
+class JobIdConverter(BaseConverter):
+    """``<job:name>``: a job id, 32 lowercase hex digits; anything else is a 404."""
+
+    regex = r"[0-9a-f]{32}"
+    part_isolating = True
+
+
+def created(value: BaseModel, endpoint: str, *, status: int = 201, **values: Any) -> Response:
+    """A 201 (or ``status``) JSON response of ``value``, with the ``Location`` of
+    ``endpoint(**values)``."""
     response = jsonify(value.model_dump(mode="json"))
-    response.status_code = 201
+    response.status_code = status
     response.headers["Location"] = url_for(endpoint, **values)
     return response

@@ -7,8 +7,9 @@ import re
 import time
 
 from flask import Flask, Response, current_app, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
+from gateway.api import MULTIPART, spec_of
+from gateway.http import too_large
 from mesh.context import get_correlation_id, new_correlation_id, set_correlation_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -27,11 +28,22 @@ def bind_correlation_id() -> None:
     g.request_started = time.perf_counter()
 
 
+def body_limit() -> int | None:
+    """The largest body this request may send: the upload limit for a file upload to a
+    route that takes one, the JSON limit otherwise."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    spec = spec_of(view) if view is not None else None
+    if spec is not None and spec.upload is not None and request.mimetype == MULTIPART:
+        return int(current_app.config["UPLOAD_MAX_BYTES"])
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return None if limit is None else int(limit)
+
+
 def refuse_large_body() -> None:
     """413 before reading a body whose declared length is over the limit."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = body_limit()
     if limit is not None and (request.content_length or 0) > limit:
-        raise RequestEntityTooLarge(f"the body is larger than {limit} bytes")
+        raise too_large(limit)
 
 
 def finish(response: Response) -> Response:

@@ -12,11 +12,15 @@ from pydantic import BaseModel
 from werkzeug.routing import Rule
 
 from contracts.base import ID_MAX
-from gateway.api import Endpoint, spec_of
+from gateway.api import FILE_FIELD, MULTIPART, Endpoint, spec_of
 from gateway.cache import HEADER as CACHE_HEADER
 from gateway.schemas import ErrorBody
 
 REF = "#/components/schemas/{model}"
+AUTH_TEXT = {
+    "admin": "Needs an access token of an administrator.",
+    "instructor": "Needs an access token of an instructor (or an administrator).",
+}
 BODY_ERRORS = (400, 413, 415, 422)
 DOCUMENT_KEY = "mesh.openapi"
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -26,8 +30,8 @@ ERROR_TEXT = {
     403: "Not allowed for this account",
     404: "Not found",
     409: "Conflict with an existing resource",
-    413: "Body too large",
-    415: "Body is not JSON",
+    413: "Body too large (the message names the limit)",
+    415: "Body is not JSON, or an upload of a kind that is not supported",
     422: "Invalid fields or query parameters (details: one entry per field)",
     429: "Rate limited (see Retry-After)",
     500: "Internal error",
@@ -71,7 +75,7 @@ def _success(route: Route, components: _Components) -> dict[str, Any]:
     else:
         schema = {"type": "object"} if spec.media == "application/json" else {"type": "string"}
     headers = _headers(*(["XCache"] if spec.cached else []))
-    if spec.status == 201:
+    if spec.status in (201, 202):
         headers["Location"] = {"$ref": "#/components/headers/Location"}
     return {
         "description": spec.summary,
@@ -102,8 +106,11 @@ def _path(rule: Rule) -> tuple[str, tuple[dict[str, Any], ...]]:
 
 
 def _path_param(name: str, converter: str, rule: Rule) -> dict[str, Any]:
-    if converter == "id":
-        schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+    if converter == "job":
+        schema: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+        description = "A job id; anything else is a 404."
+    elif converter == "id":
+        schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
         description = "An id; anything else is a 404."
     elif converter == "any":
         schema = {"type": "string", "enum": sorted(rule._converters[name].items)}  # type: ignore[attr-defined]
@@ -126,13 +133,13 @@ def _error_statuses(route: Route) -> list[int]:
         statuses |= {429, 503}  # the per-IP budget of every /api/ route; a service down
     if route.params:
         statuses.add(404)
-    if spec.body is not None:
+    if spec.body is not None or spec.upload is not None:
         statuses |= set(BODY_ERRORS)
     if spec.query is not None:
         statuses.add(422)
     if spec.auth != "none":
         statuses.add(401)
-    if spec.auth == "admin":
+    if spec.auth in ("admin", "instructor"):
         statuses.add(403)
     return sorted(statuses - {status for status, _ in spec.also})
 
@@ -208,18 +215,30 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
         "responses": _responses(route, components),
         "security": [] if spec.auth == "none" else [{"bearerAuth": []}],
     }
-    description = spec.description or (
-        "Needs an access token of an administrator." if spec.auth == "admin" else ""
-    )
+    description = spec.description or AUTH_TEXT.get(spec.auth, "")
     if description:
         operation["description"] = description
+    content: dict[str, Any] = {}
     if spec.body is not None:
-        schema = components.ref(spec.body, "validation")
-        operation["requestBody"] = {
-            "required": True,
-            "content": _content("application/json", schema),
-        }
+        content.update(_content("application/json", components.ref(spec.body, "validation")))
+    if spec.upload is not None:
+        content.update(_content(MULTIPART, _upload_schema(spec.upload)))
+    if content:
+        operation["requestBody"] = {"required": True, "content": content}
     return operation
+
+
+def _upload_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A multipart body: the model's fields as form fields, plus the file part."""
+    schema = model.model_json_schema(ref_template=REF)
+    schema["properties"][FILE_FIELD] = {
+        "type": "string",
+        "contentMediaType": "application/octet-stream",
+        "description": "The file; its bytes decide its kind (PDF, SRT, WebVTT, HTML, "
+        "Markdown or plain text).",
+    }
+    schema["required"] = [*schema.get("required", []), FILE_FIELD]
+    return schema
 
 
 _NON_WORD = re.compile(r"\W+")

@@ -9,7 +9,10 @@ from pydantic import BaseModel, Field, StrictInt
 
 from contracts.base import Contract
 from contracts.catalog import WishlistItem
+from contracts.content import Passage, Query
+from contracts.courses import LessonOut, LessonText, MyCourse, Position, Title
 from contracts.notifications import NotificationOut
+from contracts.users import Role
 
 
 class FieldError(BaseModel):
@@ -29,6 +32,7 @@ class RegisteredUser(BaseModel):
     id: int
     email: str
     name: str
+    role: Role
     created_at: datetime
 
 
@@ -69,3 +73,37 @@ class EventTypes(Contract):
     types: str | None = Field(
         None, max_length=1000, description="Comma-separated event types; all when absent."
     )
+
+
+class LessonJson(Contract):
+    """A lesson sent as JSON: its content is ``text``."""
+
+    title: Title
+    position: Position | None = None
+    text: LessonText
+
+
+class LessonUpload(Contract):
+    """The form fields of a lesson uploaded as a file (``multipart/form-data``)."""
+
+    title: Title
+    position: Position | None = None
+
+
+class LessonList(BaseModel):
+    items: list[LessonOut]
+
+
+class MyCourseList(BaseModel):
+    items: list[MyCourse]
+
+
+class SearchQuery(Contract):
+    """``?q=text&limit=1..20``."""
+
+    q: Query
+    limit: StrictInt = Field(5, ge=1, le=20)
+
+
+class PassageList(BaseModel):
+    items: list[Passage]

@@ -11,12 +11,13 @@ from typing import Any
 
 VALUE_KEY = "gw:cache:{kind}:{key}"
 GENERATION_KEY = "gw:cache-gen:{kind}:{key}"
-TTLS = {"product": 300, "order": 300, "user": 600}  # seconds, per kind
+TTLS = {"product": 300, "order": 300, "user": 600, "progress": 300}  # seconds, per kind
 
-# event type -> (cache kind, the event field naming the entry)
-STALE_AFTER = {
-    "product.updated": ("product", "product_id"),
-    "order.status_changed": ("order", "order_id"),
+# event type -> (cache kind, the event fields naming the entry, joined by ":")
+STALE_AFTER: dict[str, tuple[str, tuple[str, ...]]] = {
+    "product.updated": ("product", ("product_id",)),
+    "order.status_changed": ("order", ("order_id",)),
+    "progress.updated": ("progress", ("course_id", "user_id")),
 }
 
 
@@ -31,6 +32,10 @@ def generation_key(kind: str, key: int | str) -> str:
 def stale_entry(event: dict[str, Any]) -> tuple[str, Any] | None:
     """The (kind, key) of the cache entry an event makes stale, if any."""
     rule = STALE_AFTER.get(str(event.get("type")))
-    if rule is None or event.get(rule[1]) is None:
+    if rule is None:
         return None
-    return rule[0], event[rule[1]]
+    kind, fields = rule
+    parts = [event.get(name) for name in fields]
+    if any(part is None for part in parts):
+        return None
+    return kind, ":".join(str(part) for part in parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import sys
 import time
@@ -10,7 +11,6 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
 from urllib.parse import urlparse
 
 from nameko.exceptions import RpcTimeout
@@ -71,28 +71,15 @@ def wait_ready(settings: Settings, timeout: float) -> int:
     return 1
 
 
-class StandaloneTransport:
-    """One nameko standalone proxy, for a command that makes a few calls and exits."""
-
-    def __init__(self, proxy: Any) -> None:
-        self.proxy = proxy
-
-    def call(self, service: str, method: str, *args: Any) -> Any:
-        return getattr(getattr(self.proxy, service), method)(*args)
-
-
 def create_admin(settings: Settings, email: str, password: str, name: str) -> int:
     """Create an admin user, or promote the existing user with that e-mail.
 
     Both go through the running users service, so the write takes the same path as every
     other (validation, argon2id, the outbox and its user.registered event).
     """
-    from nameko.standalone.rpc import ClusterRpcProxy
-
     from contracts.errors import Conflict, InvalidInput, Unavailable
     from contracts.users import RegisterRequest, UsersApi
-    from mesh.errors import register_remote_errors
-    from mesh.typed import client
+    from mesh.rpc import standalone_client
 
     try:
         request = RegisterRequest(email=email, password=password, name=name)
@@ -100,15 +87,10 @@ def create_admin(settings: Settings, email: str, password: str, name: str) -> in
         for detail in field_errors(exc):
             print(f"{detail['field']}: {detail['message']}", file=sys.stderr)
         return 2
-    register_remote_errors()
-    config = {"AMQP_URI": settings.amqp_uri, "serializer": "json"}
     try:
-        with ClusterRpcProxy(config, timeout=settings.rpc_timeout * 4) as proxy:
-            users = client(UsersApi, "users", StandaloneTransport(proxy))
-            try:
+        with standalone_client(UsersApi, "users", settings, settings.rpc_timeout * 4) as users:
+            with contextlib.suppress(Conflict):  # an existing account: promote it
                 users.register(request)
-            except Conflict:
-                pass  # an existing account: promote it
             user = users.promote_admin(request.email)
     except InvalidInput as exc:
         print(f"refused: {exc.message} {exc.details or ''}", file=sys.stderr)

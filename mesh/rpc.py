@@ -8,13 +8,16 @@ which callers treat like any failure: compensate, then retry or report 503.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import eventlet
 from nameko.rpc import RpcProxy
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from mesh.errors import register_remote_errors
-from mesh.settings import get_settings
+from mesh.settings import Settings, get_settings
 from mesh.typed import client
 
 P = TypeVar("P")
@@ -49,3 +52,26 @@ class ServiceClient(RpcProxy, Generic[P]):
     def get_dependency(self, worker_ctx: Any) -> P:
         transport = BoundedTransport(super().get_dependency(worker_ctx), self.seconds)
         return client(self.protocol, self.target_service, transport)
+
+
+class StandaloneTransport:
+    """Calls through a started nameko standalone proxy (outside a Nameko service: a CLI
+    command, a Dramatiq actor). Each call waits at most the proxy's timeout."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+
+    def call(self, service: str, method: str, *args: Any) -> Any:
+        return getattr(getattr(self.proxy, service), method)(*args)
+
+
+@contextmanager
+def standalone_client(
+    protocol: type[P], service: str, settings: Settings, timeout: float | None = None
+) -> Iterator[P]:
+    """A typed client of ``service`` over one AMQP connection, closed on exit. A call that
+    gets no answer within ``timeout`` (default ``RPC_TIMEOUT``) raises nameko's RpcTimeout."""
+    register_remote_errors()
+    config = {"AMQP_URI": settings.amqp_uri, "serializer": "json"}
+    with ClusterRpcProxy(config, timeout=timeout or settings.rpc_timeout) as proxy:
+        yield client(protocol, service, StandaloneTransport(proxy))

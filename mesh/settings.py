@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     users_database_url: str | None = None
     catalog_database_url: str | None = None
     orders_database_url: str | None = None
+    courses_database_url: str | None = None
 
     smtp_url: str | None = None
     mail_from: str = "mesh <no-reply@mesh.localhost>"
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     rpc_timeout: float = Field(5.0, gt=0)
     rpc_pool_size: int = Field(8, ge=1)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    upload_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     login_rate_ip: str = "20/minute"
     login_rate_account: str = "5/minute"
     register_rate_ip: str = "10/minute"
@@ -55,12 +57,35 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(1.0, gt=0)
     reservation_grace_seconds: int = Field(600, ge=60)
 
+    # The content pipeline: an OpenAI-compatible embedder when EMBEDDINGS_BASE_URL or
+    # OPENAI_API_KEY is set, else the local all-MiniLM-L6-v2 (see mesh.embedding).
+    embeddings_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_dimension: int | None = Field(None, ge=1)
+    embeddings_batch_size: int = Field(32, ge=1)
+    embeddings_timeout: float = Field(30.0, gt=0)
+    embeddings_max_retries: int = Field(2, ge=0)
+    embeddings_threads: int | None = Field(None, ge=1)
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = "course_chunks"
+
     @field_validator(
         "mongo_url",
         "smtp_url",
         "users_database_url",
         "catalog_database_url",
         "orders_database_url",
+        "courses_database_url",
+        "embeddings_base_url",
+        "openai_api_key",
+        "openai_base_url",
+        "qdrant_url",
+        "qdrant_api_key",
+        "embeddings_dimension",
+        "embeddings_threads",
         mode="before",
     )
     @classmethod
@@ -99,12 +124,22 @@ class Settings(BaseSettings):
         return self.mongo_url or f"mongodb://127.0.0.1:{self.mongo_embedded_port}/"
 
     @property
+    def uploads_path(self) -> Path:
+        """Where uploaded lesson files live, each under its SHA-256."""
+        return self.mesh_var_dir.resolve() / "uploads"
+
+    @property
     def gateway_url(self) -> str:
         return f"http://{self.gateway_host}:{self.gateway_port}"
 
     @property
     def embedded_mongo(self) -> bool:
         return self.mongo_url is None
+
+    @property
+    def qdrant_path(self) -> Path:
+        """Where local-mode Qdrant keeps its data when QDRANT_URL is unset."""
+        return self.mesh_var_dir / "qdrant"
 
     def sql_url(self, service: str) -> str:
         """The SQLAlchemy URL of one service's own database (SQLite under var/ by default)."""

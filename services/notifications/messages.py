@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.catalog import CatalogApi, ProductOut, ProductUpdated
+from contracts.courses import CourseOut, CoursePublished, EnrollmentCreated
 from contracts.errors import NotFound
 from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserOut, UserRegistered, UsersApi
@@ -24,6 +25,18 @@ def order_status(event: OrderStatusChanged, user: UserOut) -> dict[str, Any]:
     title = f"Order #{event.order_id} is {event.new_status}"
     body = f"Your order #{event.order_id} went from {event.old_status} to {event.new_status}."
     return compose(event, user, title, body, orderId=event.order_id)
+
+
+def course_welcome(event: EnrollmentCreated, course: CourseOut, user: UserOut) -> dict[str, Any]:
+    title = f"Welcome to {course.title}"
+    body = f"You are enrolled in {course.title}. Your progress starts at 0 %: enjoy the course."
+    return compose(event, user, title, body, courseId=course.id)
+
+
+def course_published(event: CoursePublished, course: CourseOut, user: UserOut) -> dict[str, Any]:
+    title = f"{course.title} is published"
+    body = f"Your course {course.title} is live: {event.chunks} passages are searchable."
+    return compose(event, user, title, body, courseId=course.id)
 
 
 def wishlist_reason(event: ProductUpdated) -> str | None:

@@ -6,8 +6,9 @@ from typing import Any
 
 from nameko.rpc import rpc
 
-from contracts.base import parse_event
+from contracts.base import Viewer, parse_event
 from contracts.catalog import CatalogApi, ProductUpdated
+from contracts.courses import CoursePublished, CoursesApi, EnrollmentCreated
 from contracts.notifications import ListRequest, NotificationOut, OrderNotificationsRequest
 from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered, UsersApi
@@ -29,6 +30,7 @@ class NotificationsService:
     tasks = TaskQueue()
     users = ServiceClient(UsersApi, "users")
     catalog = ServiceClient(CatalogApi, "catalog")
+    courses = ServiceClient(CoursesApi, "courses")
 
     @rpc
     def ping(self) -> str:
@@ -56,6 +58,20 @@ class NotificationsService:
     def on_product_updated(self, body: Any) -> None:
         event = parse_event(ProductUpdated, body)
         messages.notify_wishlisters(self.mongo, self.tasks, self.catalog, self.users, event)
+
+    @handle_event(EnrollmentCreated)
+    def on_enrollment_created(self, body: Any) -> None:
+        event = parse_event(EnrollmentCreated, body)
+        course = self.courses.get_course(event.course_id, Viewer(user_id=event.user_id))
+        user = self.users.get_user(event.user_id)
+        logic.record(self.mongo, self.tasks, event, messages.course_welcome(event, course, user))
+
+    @handle_event(CoursePublished)
+    def on_course_published(self, body: Any) -> None:
+        event = parse_event(CoursePublished, body)
+        course = self.courses.get_course(event.course_id, Viewer(user_id=event.instructor_id))
+        user = self.users.get_user(event.instructor_id)
+        logic.record(self.mongo, self.tasks, event, messages.course_published(event, course, user))
 
     @expose
     def list_for_user(self, request: ListRequest) -> list[NotificationOut]:

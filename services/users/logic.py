@@ -57,6 +57,7 @@ def register(
             user = User(
                 email=request.email,
                 name=request.name,
+                role=request.role,
                 password_hash=password_hash,
                 is_admin=is_admin,
             )

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from mesh.errors import Conflict
+from contracts.catalog import ProductCreate, ProductPatch, ProductQuery, ReserveRequest
+from contracts.catalog import Reservation as ReservationOut
+from contracts.errors import Conflict
 from mesh.outbox import OutboxHandle
 from services.catalog import products, stock, wishlist
 from services.catalog.models import Base, Reservation, outbox
@@ -48,8 +50,12 @@ def at_once(n: int, call: Callable[[int], Any]) -> list[Any]:
 
 
 def product_with(sessions: sessionmaker, events: OutboxHandle, items: int) -> int:
-    payload = {"name": "Last lamp", "price_cents": 990, "stock": items}
-    return int(products.create_product(sessions, events, payload)["id"])
+    request = ProductCreate(name="Last lamp", price_cents=990, stock=items)
+    return products.create_product(sessions, events, request).id
+
+
+def stock_of(sessions: sessionmaker, product_id: int) -> int:
+    return products.get_product(sessions, product_id).stock
 
 
 def count(sessions: sessionmaker, column: Any) -> int:
@@ -69,13 +75,13 @@ def test_only_one_buyer_gets_the_last_item(sessions: sessionmaker, events: Outbo
         lambda i: stock.reserve_stock(
             sessions,
             events,
-            {"product_id": product_id, "quantity": 1, "order_ref": f"buyer-{i:04d}"},
+            ReserveRequest(product_id=product_id, quantity=1, order_ref=f"buyer-{i:04d}"),
         ),
     )
-    wins = [o for o in outcomes if isinstance(o, dict)]
+    wins = [o for o in outcomes if isinstance(o, ReservationOut)]
     conflicts = [o for o in outcomes if isinstance(o, Conflict)]
     assert (len(wins), len(conflicts)) == (1, BUYERS - 1), outcomes
-    assert products.get_product(sessions, product_id)["stock"] == 0
+    assert stock_of(sessions, product_id) == 0
     assert count(sessions, Reservation.id) == 1
     assert count(sessions, outbox.c.id) == 2  # created, then the one stock change
 
@@ -84,10 +90,11 @@ def test_one_order_ref_sent_at_once_takes_stock_once(
     sessions: sessionmaker, events: OutboxHandle
 ) -> None:
     product_id = product_with(sessions, events, 5)
-    request = {"product_id": product_id, "quantity": 2, "order_ref": "the-same-order"}
+    request = ReserveRequest(product_id=product_id, quantity=2, order_ref="the-same-order")
     outcomes = at_once(BUYERS, lambda _i: stock.reserve_stock(sessions, events, request))
+    assert isinstance(outcomes[0], ReservationOut)
     assert all(o == outcomes[0] for o in outcomes), outcomes
-    assert products.get_product(sessions, product_id)["stock"] == 3
+    assert stock_of(sessions, product_id) == 3
     assert count(sessions, Reservation.id) == 1
     assert count(sessions, outbox.c.id) == 2
 
@@ -96,21 +103,21 @@ def test_a_reservation_is_released_once_however_many_ask(
     sessions: sessionmaker, events: OutboxHandle
 ) -> None:
     product_id = product_with(sessions, events, 1)
-    request = {"product_id": product_id, "quantity": 1, "order_ref": "release-me"}
+    request = ReserveRequest(product_id=product_id, quantity=1, order_ref="release-me")
     stock.reserve_stock(sessions, events, request)
     outcomes = at_once(BUYERS, lambda _i: stock.release_stock(sessions, events, "release-me"))
     assert sorted(outcomes, key=str) == [False] * (BUYERS - 1) + [True], outcomes
-    assert products.get_product(sessions, product_id)["stock"] == 1
+    assert stock_of(sessions, product_id) == 1
 
 
 def test_search_patch_delete_and_wishlist(sessions: sessionmaker, events: OutboxHandle) -> None:
     names = ["100% Cotton shirt", "1000 cotton socks", "Desk_lamp", "Desk lamp", "a/b"]
     ids = [product_with(sessions, events, 1) for _ in names]
     for product_id, name in zip(ids, names, strict=True):
-        products.update_product(sessions, events, product_id, {"name": name})
+        products.update_product(sessions, events, product_id, ProductPatch(name=name))
 
     def found(q: str) -> list[str]:
-        return [p["name"] for p in products.list_products(sessions, {"q": q})["items"]]
+        return [p.name for p in products.list_products(sessions, ProductQuery(q=q)).items]
 
     assert found("COTTON") == names[:2]
     assert found("0%") == names[:1]
@@ -118,12 +125,12 @@ def test_search_patch_delete_and_wishlist(sessions: sessionmaker, events: Outbox
     assert found("/") == ["a/b"]
     assert found("last") == []  # the old name, "Last lamp", is gone
     products.delete_product(sessions, events, ids[0])
-    assert products.list_products(sessions, {"q": "cotton"})["total"] == 1
+    assert products.list_products(sessions, ProductQuery(q="cotton")).total == 1
 
     wishlist.wishlist_add(sessions, 7, ids[1])
     wishlist.wishlist_add(sessions, 7, ids[1])
     wishlist.wishlist_add(sessions, 8, ids[1])
-    assert [i["product"]["id"] for i in wishlist.wishlist_list(sessions, 7)] == [ids[1]]
+    assert [i.product.id for i in wishlist.wishlist_list(sessions, 7)] == [ids[1]]
     assert wishlist.wishlisted_by(sessions, ids[1]) == [7, 8]
 
 
@@ -132,13 +139,13 @@ def test_stale_reservations_are_settled_by_age(
 ) -> None:
     product_id = product_with(sessions, events, 3)
     for ref in ("order-kept", "order-lost"):
-        payload = {"product_id": product_id, "quantity": 1, "order_ref": ref}
-        stock.reserve_stock(sessions, events, payload)
+        request = ReserveRequest(product_id=product_id, quantity=1, order_ref=ref)
+        stock.reserve_stock(sessions, events, request)
     now = datetime.now(UTC)
     assert stock.stale_refs(sessions, now - timedelta(minutes=10)) == []
     settled = stock.settle_stale(
         sessions, events, lambda refs: ["order-kept"], now + timedelta(minutes=1)
     )
     assert settled == (1, 1)
-    assert products.get_product(sessions, product_id)["stock"] == 2
+    assert stock_of(sessions, product_id) == 2
     assert stock.stale_refs(sessions, now + timedelta(minutes=1)) == []

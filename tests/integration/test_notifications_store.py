@@ -1,24 +1,33 @@
-"""Notifications logic and the e-mail actor against the embedded MongoDB server."""
+"""Notifications logic and the e-mail actor against the embedded MongoDB server.
+
+Malformed list requests are refused by the entrypoint: test_notifications_contract.py.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from datetime import UTC, datetime
 
 import pytest
 from pymongo.database import Database
 
 from contracts.catalog import FieldChange, ProductUpdated
-from contracts.notifications import EMAIL_QUEUE, SEND_EMAIL_ACTOR
+from contracts.notifications import (
+    EMAIL_QUEUE,
+    SEND_EMAIL_ACTOR,
+    ListRequest,
+    OrderNotificationsRequest,
+)
 from contracts.orders import OrderCreated, OrderStatusChanged
-from contracts.users import UserRegistered
+from contracts.users import UserOut, UserRegistered
 from mesh.clients import make_mongo
-from mesh.errors import InvalidInput, NotFound
 from mesh.settings import Settings
 from services.notifications import actors, logic, messages
 from tests.unit.fakes import RecordingTasks
+from tests.unit.service_fakes import FakeCatalog, FakeUsers
 
-USER = {"id": 5, "email": "eve@example.com", "name": "Eve"}
+STAMP = datetime(2026, 1, 2, tzinfo=UTC)
+USER = UserOut(id=5, email="eve@example.com", name="Eve", created_at=STAMP)
 
 
 @pytest.fixture
@@ -47,18 +56,13 @@ def test_list_is_mine_newest_first_and_limited(db: Database) -> None:
         events.append(str(event.event_id))
         time.sleep(0.01)
     other = UserRegistered(user_id=6)
-    logic.record(db, tasks, other, messages.welcome(other, {**USER, "id": 6}))
+    logic.record(db, tasks, other, messages.welcome(other, USER.model_copy(update={"id": 6})))
 
-    listed = logic.list_for_user(db, 5, 2)
-    assert [n["event_id"] for n in listed] == events[::-1][:2]
-    assert all(n["user_id"] == 5 for n in listed)
-    assert listed[0]["created_at"].endswith("Z")
-
-
-@pytest.mark.parametrize(("user_id", "limit"), [(0, 5), (5, 0), (5, 51), ("5", 5), (5, "x")])
-def test_list_refuses_bad_arguments(db: Database, user_id: object, limit: object) -> None:
-    with pytest.raises(InvalidInput):
-        logic.list_for_user(db, user_id, limit)
+    listed = logic.list_for_user(db, ListRequest(user_id=5, limit=2))
+    assert [n.event_id for n in listed] == events[::-1][:2]
+    assert all(n.user_id == 5 for n in listed)
+    assert listed[0].created_at.tzinfo == UTC
+    assert listed[0].model_dump(mode="json")["created_at"].endswith("Z")
 
 
 def test_the_email_is_written_once(db: Database, settings: Settings) -> None:
@@ -80,55 +84,43 @@ def test_the_email_of_an_unknown_event_is_retried_not_dropped(
         actors.deliver_email(db, settings, "no-such-event")
 
 
-class FakeCatalog:
-    """The catalog RPC calls notify_wishlisters makes."""
-
-    def __init__(self, products: dict[int, dict[str, Any]], wishlists: dict[int, list[int]]):
-        self.products, self.wishlists = products, wishlists
-
-    def get_product(self, product_id: int) -> dict[str, Any]:
-        if product_id not in self.products:
-            raise NotFound("product not found")
-        return self.products[product_id]
-
-    def wishlisted_by(self, product_id: int) -> list[int]:
-        return self.wishlists.get(product_id, [])
-
-
-class FakeUsers:
-    def get_user(self, user_id: int) -> dict[str, Any]:
-        return {"id": user_id, "email": f"u{user_id}@example.com", "name": f"U{user_id}"}
-
-
-LAMP = {"id": 9, "name": "Lamp", "price_cents": 1500, "currency": "EUR"}
+@pytest.fixture
+def shop() -> tuple[FakeCatalog, FakeUsers]:
+    """Lamp (product 1, now 15.00 EUR) on the wishlists of users 1 and 2."""
+    catalog, users = FakeCatalog(), FakeUsers()
+    lamp = catalog.add("Lamp", price_cents=1500, currency="EUR")
+    for email in ("u1@example.com", "u2@example.com"):
+        catalog.wishlist_add(users.add(email).id, lamp.id)
+    return catalog, users
 
 
 def price_change(old: int, new: int) -> ProductUpdated:
     return ProductUpdated(
-        product_id=9, change="updated", changes={"price_cents": FieldChange(old=old, new=new)}
+        product_id=1, change="updated", changes={"price_cents": FieldChange(old=old, new=new)}
     )
 
 
-def test_a_price_drop_notifies_each_wishlister_once(db: Database) -> None:
-    tasks, catalog = RecordingTasks(), FakeCatalog({9: LAMP}, {9: [1, 2]})
+def test_a_price_drop_notifies_each_wishlister_once(
+    db: Database, shop: tuple[FakeCatalog, FakeUsers]
+) -> None:
+    tasks, (catalog, users) = RecordingTasks(), shop
     event = price_change(2000, 1500)
-    assert messages.notify_wishlisters(db, tasks, catalog, FakeUsers(), event) == 2
-    assert messages.notify_wishlisters(db, tasks, catalog, FakeUsers(), event) == 2  # redelivery
+    assert messages.notify_wishlisters(db, tasks, catalog, users, event) == 2
+    assert messages.notify_wishlisters(db, tasks, catalog, users, event) == 2  # redelivery
     docs = list(db[logic.COLLECTION].find({"event_id": str(event.event_id)}))
     assert sorted(d["userId"] for d in docs) == [1, 2]
     assert all(d["reason"] == "price_drop" and "15.00 EUR" in d["title"] for d in docs)
     assert len(tasks.sent) == 2
 
 
-def test_a_price_rise_or_a_deleted_product_notifies_nobody(db: Database) -> None:
-    tasks = RecordingTasks()
-    rise = price_change(1000, 1500)
-    assert (
-        messages.notify_wishlisters(db, tasks, FakeCatalog({9: LAMP}, {9: [1]}), FakeUsers(), rise)
-        == 0
-    )
-    gone = FakeCatalog({}, {9: [1]})
-    assert messages.notify_wishlisters(db, tasks, gone, FakeUsers(), price_change(2000, 1)) == 0
+def test_a_price_rise_or_a_deleted_product_notifies_nobody(
+    db: Database, shop: tuple[FakeCatalog, FakeUsers]
+) -> None:
+    tasks, (catalog, users) = RecordingTasks(), shop
+    assert messages.notify_wishlisters(db, tasks, catalog, users, price_change(1000, 1500)) == 0
+    catalog.delete_product(1)  # its wishlisters are still known, but there is nothing to buy
+    assert catalog.wishlisted_by(1) == [1, 2]
+    assert messages.notify_wishlisters(db, tasks, catalog, users, price_change(2000, 1)) == 0
     assert tasks.sent == []
 
 
@@ -141,7 +133,7 @@ def test_order_notifications_are_listed_by_order(db: Database) -> None:
     logic.record(db, tasks, created, messages.order_placed(created, USER))
     time.sleep(0.01)
     logic.record(db, tasks, paid, messages.order_status(paid, USER))
-    listed = logic.for_order(db, 31)
-    assert [n["type"] for n in listed] == ["order.status_changed", "order.created"]
-    assert {n["order_id"] for n in listed} == {31}
-    assert logic.for_order(db, 32) == []
+    listed = logic.for_order(db, OrderNotificationsRequest(order_id=31))
+    assert [n.type for n in listed] == ["order.status_changed", "order.created"]
+    assert {n.order_id for n in listed} == {31}
+    assert logic.for_order(db, OrderNotificationsRequest(order_id=32)) == []

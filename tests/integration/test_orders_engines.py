@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from contracts.orders import OrderStatusChanged
-from mesh.errors import Conflict
+from contracts.base import Viewer
+from contracts.catalog import Reservation, ReserveRequest
+from contracts.errors import Conflict
+from contracts.orders import OrderCreate, OrderOut, OrderQuery, OrderStatusChanged, StatusChange
 from mesh.outbox import OutboxHandle
 from services.orders import logic
 from services.orders.clients import Catalog, Users
@@ -21,6 +22,7 @@ from tests.integration.engines import SERVERS, fresh_schema
 from tests.integration.test_catalog_engines import at_once
 
 CALLERS = 8
+OWNER = Viewer(user_id=1)
 
 
 class CountingCatalog(Catalog):
@@ -30,8 +32,8 @@ class CountingCatalog(Catalog):
         self.lock = threading.Lock()
         self.released: list[str] = []
 
-    def reserve(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {**payload, "unit_price_cents": 700, "currency": "EUR"}
+    def reserve(self, request: ReserveRequest) -> Reservation:
+        return Reservation(**request.model_dump(), unit_price_cents=700, currency="EUR")
 
     def release(self, order_ref: str) -> bool:
         with self.lock:
@@ -62,8 +64,10 @@ def status_events(sessions: sessionmaker) -> int:
         return int(session.scalar(query) or 0)
 
 
-def place(sessions: sessionmaker, events: OutboxHandle, catalog: Catalog, user_id: int = 1) -> Any:
-    order = {"product_id": 3, "quantity": 2}
+def place(
+    sessions: sessionmaker, events: OutboxHandle, catalog: Catalog, user_id: int = 1
+) -> OrderOut:
+    order = OrderCreate(product_id=3, quantity=2)
     return logic.create_order(sessions, events, catalog, AnyUser(), user_id, order)
 
 
@@ -74,29 +78,31 @@ def test_of_concurrent_transitions_exactly_one_applies(
     order = place(sessions, events, catalog)
     outcomes = at_once(
         CALLERS,
-        lambda _i: logic.set_status(sessions, events, catalog, order["id"], {"status": "paid"}),
+        lambda _i: logic.set_status(
+            sessions, events, catalog, order.id, StatusChange(status="paid")
+        ),
     )
-    assert sum(isinstance(o, dict) for o in outcomes) == 1, outcomes
+    assert sum(isinstance(o, OrderOut) for o in outcomes) == 1, outcomes
     assert sum(isinstance(o, Conflict) for o in outcomes) == CALLERS - 1, outcomes
     assert status_events(sessions) == 1
-    assert logic.get_order(sessions, order["id"], 1)["status"] == "paid"
+    assert logic.get_order(sessions, order.id, OWNER).status == "paid"
 
 
 def test_concurrent_cancels_release_once(sessions: sessionmaker, events: OutboxHandle) -> None:
     catalog = CountingCatalog()
     order = place(sessions, events, catalog)
     outcomes = at_once(
-        CALLERS, lambda _i: logic.cancel_order(sessions, events, catalog, order["id"], 1)
+        CALLERS, lambda _i: logic.cancel_order(sessions, events, catalog, order.id, OWNER)
     )
-    assert sum(isinstance(o, dict) for o in outcomes) == 1, outcomes
+    assert sum(isinstance(o, OrderOut) for o in outcomes) == 1, outcomes
     assert status_events(sessions) == 1
     assert len(set(catalog.released)) == 1
 
 
 def test_history_is_newest_first(sessions: sessionmaker, events: OutboxHandle) -> None:
     catalog = CountingCatalog()
-    ids = [place(sessions, events, catalog)["id"] for _ in range(5)]
+    ids = [place(sessions, events, catalog).id for _ in range(5)]
     place(sessions, events, catalog, user_id=2)
-    page = logic.list_orders(sessions, 1, {"limit": 3, "offset": 1})
-    assert [o["id"] for o in page["items"]] == ids[::-1][1:4]
-    assert all(o["total"] == 1400 and o["currency"] == "EUR" for o in page["items"])
+    page = logic.list_orders(sessions, 1, OrderQuery(limit=3, offset=1))
+    assert [o.id for o in page.items] == ids[::-1][1:4]
+    assert all(o.total == 1400 and o.currency == "EUR" for o in page.items)

@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange, Queue, binding
 
-from contracts.orders import OrderStatusChanged
+from contracts.base import Viewer
+from contracts.catalog import CatalogApi, ProductCreate, ReserveRequest
+from contracts.errors import Conflict, InvalidInput, NotFound
+from contracts.orders import OrderCreate, OrderQuery, OrdersApi, OrderStatusChanged
+from contracts.users import RegisterRequest, UsersApi
+from gateway.rpc_pool import RpcPool
 from mesh import topology
-from mesh.errors import Conflict, InvalidInput, NotFound
-from mesh.rpc_pool import RpcPool
 from mesh.settings import Settings
+from mesh.typed import client
 from tests.integration.conftest import ROOT
 from tests.integration.test_reliable_events import consumers, wait_for
 
@@ -77,62 +81,70 @@ def published(amqp_uri: str, count: int) -> list[dict[str, Any]]:
 def test_an_order_reserves_stock_and_a_cancel_gives_it_back(
     settings: Settings, rpc: RpcPool
 ) -> None:
-    user = rpc.call(
-        "users",
-        "register",
-        {"email": "buyer@example.com", "password": "correct-horse-9", "name": "Buyer"},
+    users = client(UsersApi, "users", rpc)
+    catalog = client(CatalogApi, "catalog", rpc)
+    orders = client(OrdersApi, "orders", rpc)
+    user = users.register(
+        RegisterRequest(email="buyer@example.com", password="correct-horse-9", name="Buyer")
     )
-    lamp = rpc.call("catalog", "create_product", {"name": "Lamp", "price_cents": 1250, "stock": 3})
+    lamp = catalog.create_product(ProductCreate(name="Lamp", price_cents=1250, stock=3))
 
-    order = rpc.call(
-        "orders", "create_order", user["id"], {"product_id": lamp["id"], "quantity": 2}
-    )
-    assert (order["status"], order["total"], order["currency"]) == ("pending", 2500, "EUR")
-    assert rpc.call("catalog", "get_product", lamp["id"])["stock"] == 1
+    def buy(quantity: int, user_id: int = user.id, product_id: int = lamp.id) -> object:
+        return orders.create_order(user_id, OrderCreate(product_id=product_id, quantity=quantity))
+
+    order = orders.create_order(user.id, OrderCreate(product_id=lamp.id, quantity=2))
+    assert (order.status, order.total, order.currency) == ("pending", 2500, "EUR")
+    assert catalog.get_product(lamp.id).stock == 1
 
     with pytest.raises(Conflict, match="not enough stock"):
-        rpc.call("orders", "create_order", user["id"], {"product_id": lamp["id"], "quantity": 2})
+        buy(2)
     with pytest.raises(NotFound, match="product not found"):
-        rpc.call("orders", "create_order", user["id"], {"product_id": 999, "quantity": 1})
+        buy(1, product_id=999)
     with pytest.raises(NotFound, match="user not found"):
-        rpc.call("orders", "create_order", 999, {"product_id": lamp["id"], "quantity": 1})
-    with pytest.raises(InvalidInput) as caught:
-        rpc.call("orders", "create_order", user["id"], {"product_id": lamp["id"], "quantity": 0})
-    assert caught.value.details[0]["field"] == "quantity"
+        buy(1, user_id=999)
+    with pytest.raises(InvalidInput) as caught:  # a quantity no OrderCreate can hold
+        rpc.call("orders", "create_order", user.id, {"product_id": lamp.id, "quantity": 0})
+    assert caught.value.details[0]["field"] == "order.quantity"
+    with pytest.raises(InvalidInput) as caught:  # only True makes an administrator
+        rpc.call("orders", "get_order", order.id, {"user_id": user.id + 1, "is_admin": "true"})
+    assert caught.value.details[0]["field"] == "viewer.is_admin"
 
     with pytest.raises(NotFound):
-        rpc.call("orders", "get_order", order["id"], user["id"] + 1)
-    cancelled = rpc.call("orders", "cancel_order", order["id"], user["id"])
-    assert cancelled["status"] == "cancelled"
-    assert rpc.call("catalog", "get_product", lamp["id"])["stock"] == 3
-    assert rpc.call("orders", "list_orders", user["id"], {})["items"] == [cancelled]
+        orders.get_order(order.id, Viewer(user_id=user.id + 1))
+    assert orders.get_order(order.id, Viewer(user_id=user.id + 1, is_admin=True)) == order
+    cancelled = orders.cancel_order(order.id, Viewer(user_id=user.id))
+    assert cancelled.status == "cancelled"
+    assert catalog.get_product(lamp.id).stock == 3
+    assert orders.list_orders(user.id, OrderQuery()).items == [cancelled]
 
     # Each service's relay publishes in commit order; the two relays interleave freely.
     events = published(settings.amqp_uri, 7)
-    catalog = [e for e in events if e["type"] == "product.updated"]
-    assert [(e["change"], e["changes"].get("stock")) for e in catalog] == [
+    stock_events = [e for e in events if e["type"] == "product.updated"]
+    assert [(e["change"], e["changes"].get("stock")) for e in stock_events] == [
         ("created", {"old": None, "new": 3}),
         ("updated", {"old": 3, "new": 1}),
         ("updated", {"old": 1, "new": 0}),  # the unknown user's reservation...
         ("updated", {"old": 0, "new": 1}),  # ...given back at once
         ("updated", {"old": 1, "new": 3}),
     ]
-    orders = [e for e in events if e["type"] != "product.updated"]
-    assert [e["type"] for e in orders] == ["order.created", "order.status_changed"]
-    assert orders[0]["order_id"] == orders[1]["order_id"] == order["id"]
-    assert (orders[1]["old_status"], orders[1]["new_status"]) == ("pending", "cancelled")
+    order_events = [e for e in events if e["type"] != "product.updated"]
+    assert [e["type"] for e in order_events] == ["order.created", "order.status_changed"]
+    assert order_events[0]["order_id"] == order_events[1]["order_id"] == order.id
+    assert (order_events[1]["old_status"], order_events[1]["new_status"]) == (
+        "pending",
+        "cancelled",
+    )
 
 
 def test_a_cancel_event_releases_the_stock_even_without_the_rpc(
     settings: Settings, rpc: RpcPool
 ) -> None:
     """The catalog's own handler of order.status_changed is what guarantees the release."""
-    lamp = rpc.call("catalog", "create_product", {"name": "Lamp", "price_cents": 100, "stock": 2})
+    catalog = client(CatalogApi, "catalog", rpc)
+    lamp = catalog.create_product(ProductCreate(name="Lamp", price_cents=100, stock=2))
     ref = "ref-from-a-lost-rpc"
-    rpc.call(
-        "catalog", "reserve_stock", {"product_id": lamp["id"], "quantity": 2, "order_ref": ref}
-    )
-    assert rpc.call("catalog", "get_product", lamp["id"])["stock"] == 0
+    catalog.reserve_stock(ReserveRequest(product_id=lamp.id, quantity=2, order_ref=ref))
+    assert catalog.get_product(lamp.id).stock == 0
     event = OrderStatusChanged(
         order_id=1, user_id=1, order_ref=ref, old_status="pending", new_status="cancelled"
     )
@@ -140,4 +152,4 @@ def test_a_cancel_event_releases_the_stock_even_without_the_rpc(
         connection.Producer(connection.channel()).publish(
             event.to_wire(), exchange=topology.event_exchange("orders"), routing_key=event.type
         )
-    wait_for(lambda: rpc.call("catalog", "get_product", lamp["id"])["stock"] == 2, 20, "release")
+    wait_for(lambda: catalog.get_product(lamp.id).stock == 2, 20, "release")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from mesh.errors import AuthenticationFailed, Conflict
+from contracts.errors import AuthenticationFailed, Conflict
+from contracts.users import Credentials, RegisterRequest
 from mesh.outbox import OutboxHandle, publish_pending
 from services.users import logic
 from services.users.models import Base, outbox
@@ -17,7 +18,7 @@ from services.users.passwords import PasswordHasher
 from tests.integration.engines import SERVERS, fresh_schema
 from tests.unit.fakes import FakeCache, RecordingSink
 
-GOOD = {"email": "sql@example.com", "password": "correct-horse-9", "name": "Sql"}
+GOOD = RegisterRequest(email="sql@example.com", password="correct-horse-9", name="Sql")
 
 
 @pytest.fixture(params=sorted(SERVERS))
@@ -32,16 +33,11 @@ def test_register_conflict_and_login(sessions: sessionmaker) -> None:
     user = logic.register(sessions, sink, FakeCache(), hasher, GOOD)
     with pytest.raises(Conflict):
         logic.register(sessions, sink, FakeCache(), hasher, GOOD)
-    assert (
-        logic.authenticate(
-            sessions, hasher, {"email": GOOD["email"], "password": GOOD["password"]}
-        )["id"]
-        == user["id"]
-    )
+    credentials = Credentials(email=GOOD.email, password=GOOD.password)
+    assert logic.authenticate(sessions, hasher, credentials).id == user.id
+    wrong = Credentials(email=GOOD.email, password="wrong-password-1")
     with pytest.raises(AuthenticationFailed):
-        logic.authenticate(
-            sessions, hasher, {"email": GOOD["email"], "password": "wrong-password-1"}
-        )
+        logic.authenticate(sessions, hasher, wrong)
 
 
 def test_two_relays_never_publish_the_same_row(sessions: sessionmaker) -> None:

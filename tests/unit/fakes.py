@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from contracts.base import Event
 
@@ -27,13 +28,33 @@ class FakeCache:
 
 
 class RecordingSink:
-    """An event sink that keeps events added inside a session (the outbox's interface)."""
+    """An event sink that keeps the events of committed transactions only, as the outbox does.
+
+    Events wait in the session until it commits; a rollback (or a transaction that ends
+    without a commit) drops them.
+    """
 
     def __init__(self) -> None:
         self.events: list[Event] = []
 
     def add(self, session: Session, event: Event) -> None:
-        self.events.append(event)
+        if not sa_event.contains(session, "after_commit", self._committed):
+            sa_event.listen(session, "after_commit", self._committed)
+            sa_event.listen(session, "after_transaction_end", self._ended)
+        session.connection()  # joins (or begins) the transaction, as the outbox's INSERT does
+        self._pending(session).append(event)
+
+    def _pending(self, session: Session) -> list[Event]:
+        pending: list[Event] = session.info.setdefault(("recording_sink", id(self)), [])
+        return pending
+
+    def _committed(self, session: Session) -> None:
+        self.events.extend(self._pending(session))
+        self._pending(session).clear()
+
+    def _ended(self, session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:  # the outermost transaction: nothing more can commit
+            self._pending(session).clear()
 
 
 class RecordingTasks:

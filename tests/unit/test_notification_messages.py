@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from contracts.catalog import FieldChange, ProductUpdated
+from contracts.catalog import FieldChange, ProductOut, ProductUpdated
 from contracts.orders import OrderStatusChanged
+from contracts.users import UserOut
 from services.notifications import messages
 
-USER = {"id": 3, "email": "kim@example.com", "name": "Kim"}
+STAMP = datetime(2026, 1, 2, tzinfo=UTC)
+USER = UserOut(id=3, email="kim@example.com", name="Kim", created_at=STAMP)
 
 
 def changed(change: str = "updated", **fields: tuple[object, object]) -> ProductUpdated:
@@ -44,3 +48,19 @@ def test_status_change_message_names_the_order_and_both_statuses() -> None:
     assert doc["orderId"] == 8 and doc["userId"] == 3
     assert "paid" in doc["body"] and "shipped" in doc["title"]
     assert doc["email"]["to"] == "kim@example.com"
+
+
+def test_a_price_drop_alert_names_the_product_and_its_new_price() -> None:
+    lamp = ProductOut(
+        id=1,
+        name="Lamp",
+        description="",
+        price_cents=1500,
+        currency="EUR",
+        stock=2,
+        created_at=STAMP,
+        updated_at=STAMP,
+    )
+    doc = messages.wishlist_alert(changed(price_cents=(2000, 1500)), lamp, USER, "price_drop")
+    assert doc["title"] == "Lamp is now 15.00 EUR" and doc["productId"] == 1
+    assert doc["email"]["text"].startswith("Hello Kim,")

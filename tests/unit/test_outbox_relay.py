@@ -11,6 +11,7 @@ from contracts.users import UserRegistered
 from mesh.context import set_correlation_id
 from mesh.outbox import add_event, outbox_table, publish_pending
 from mesh.sql import make_sessionmaker
+from tests.unit.fakes import RecordingSink
 
 
 class FlakyPublisher:
@@ -73,3 +74,21 @@ def test_a_rolled_back_transaction_leaves_no_event(store) -> None:
         add_event(session, table, UserRegistered(user_id=1))
         raise RuntimeError("the business write failed")
     assert publish_pending(sessions, table, FlakyPublisher()) == 0
+
+
+def test_the_recording_sink_keeps_only_committed_events(store) -> None:
+    """The tests' stand-in for the outbox publishes what commits, as the outbox does."""
+    sessions, _table = store
+    sink = RecordingSink()
+    kept = UserRegistered(user_id=1)
+    with pytest.raises(RuntimeError), sessions() as session, session.begin():
+        sink.add(session, UserRegistered(user_id=2))
+        raise RuntimeError("the business write failed")
+    with sessions() as session:
+        sink.add(session, UserRegistered(user_id=3))  # never committed: closed
+    with sessions() as session:
+        with session.begin():
+            sink.add(session, kept)
+        with session.begin():
+            pass  # a later transaction of the same session publishes nothing again
+    assert sink.events == [kept]

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from pathlib import Path
 
 from nameko.events import EventHandler
 
 from contracts.registry import EVENTS, SUBSCRIPTIONS
 from mesh import topology
 from mesh.events import ReliableEventHandler
-from services.catalog.service import CatalogService
-from services.notifications.service import NotificationsService
-from services.orders.service import OrdersService
-from services.users.service import UsersService
 
-SERVICES = (UsersService, CatalogService, OrdersService, NotificationsService)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_classes() -> list[type]:
+    """The Nameko service class of every ``services/<name>/service.py`` in the tree."""
+    classes = []
+    for module_file in sorted((ROOT / "services").glob("*/service.py")):
+        module = importlib.import_module(f"services.{module_file.parent.name}.service")
+        classes += [
+            member
+            for _, member in inspect.getmembers(module, inspect.isclass)
+            if member.__module__ == module.__name__
+            and isinstance(getattr(member, "name", None), str)
+        ]
+    return classes
+
+
+SERVICES = tuple(service_classes())
 
 
 def declared_handlers() -> dict[str, set[tuple[str, str]]]:

@@ -1,0 +1,611 @@
+"""In-memory fakes of the four services, each implementing its contracts Protocol.
+
+A fake takes and returns the contract models, validates its arguments as the real entrypoint
+does (``mesh.typed``: wire data becomes models, a bad argument is InvalidInput naming it), and
+promises what the real service promises, no more: tests/unit/test_service_contracts.py (and
+tests/integration/test_notifications_contract.py) run the same checks on a fake and on the real
+service. :class:`LocalTransport` calls either kind through JSON, as nameko RPC does.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from nameko.exceptions import deserialize, serialize
+from nameko.extensions import DependencyProvider
+from pydantic_core import to_jsonable_python
+
+from contracts.base import Event, Id, Viewer
+from contracts.catalog import (
+    CatalogApi,
+    FieldChange,
+    OrderRef,
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ProductQuery,
+    ProductUpdated,
+    Reservation,
+    ReserveRequest,
+    WishlistItem,
+)
+from contracts.errors import AuthenticationFailed, Conflict, MeshError, NotFound, Unavailable
+from contracts.notifications import (
+    ListRequest,
+    NotificationOut,
+    NotificationsApi,
+    OrderNotificationsRequest,
+)
+from contracts.orders import (
+    TRANSITIONS,
+    IdempotencyKey,
+    OrderCreate,
+    OrderCreated,
+    OrderOut,
+    OrderPage,
+    OrderQuery,
+    OrderRefs,
+    OrdersApi,
+    OrderStatusChanged,
+    Status,
+    StatusChange,
+)
+from contracts.users import Credentials, Email, RegisterRequest, UserOut, UserRegistered, UsersApi
+from mesh.errors import register_remote_errors
+from mesh.typed import shape
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")
+Clock = Callable[[], datetime]
+
+PASSWORD = "correct horse battery"
+"""The password :meth:`FakeUsers.add` gives a user unless told otherwise."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def validated(fn: F) -> F:
+    """Validate a fake's arguments against its annotations, as ``mesh.typed.expose`` does."""
+
+    @functools.wraps(fn)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, **shape(fn).load_args(args, kwargs))
+
+    return cast(F, method)
+
+
+# ----------------------------------------------------------------- in-process wiring
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+class LocalTransport:
+    """A ``mesh.typed.Transport`` to objects in this process, as nameko RPC would call them.
+
+    Arguments and answers go through JSON; an error goes through nameko's own serialisation,
+    so a contracts error arrives as itself and anything else as a ``RemoteError``. A target
+    is a nameko service instance (its ``@expose`` entrypoints validate and dump) or a fake.
+    """
+
+    def __init__(self, **services: object) -> None:
+        register_remote_errors()
+        self.services = services
+
+    def call(self, service: str, method: str, *args: Any) -> Any:
+        target = getattr(self.services[service], method)
+        try:
+            answer = target(*_json(list(args)))
+        except Exception as exc:
+            raise deserialize(_json(serialize(exc))) from exc
+        return _json(to_jsonable_python(answer))
+
+
+def providers(cls: type[Any]) -> set[str]:
+    """The names of a nameko service class's dependency providers."""
+    return {
+        name for name, value in inspect.getmembers(cls) if isinstance(value, DependencyProvider)
+    }
+
+
+def wired(cls: type[S], **dependencies: Any) -> S:
+    """An instance of a nameko service class, every dependency given by hand (no container)."""
+    missing = providers(cls) - dependencies.keys()
+    assert not missing, f"{cls.__name__} needs {sorted(missing)}"
+    service = cls()
+    for name, value in dependencies.items():
+        assert hasattr(cls, name), f"{cls.__name__} has no {name}"
+        setattr(service, name, value)
+    return service
+
+
+# ----------------------------------------------------------------- users
+
+
+class FakeUsers(UsersApi):
+    """The users service in memory; passwords are kept in clear so ``authenticate`` works."""
+
+    def __init__(self, now: Clock = utcnow) -> None:
+        self.now = now
+        self.users: dict[int, UserOut] = {}
+        self.passwords: dict[int, str] = {}
+        self.events: list[Event] = []
+        self._ids = itertools.count(1)
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "users"
+
+    def add(
+        self,
+        email: str = "ada@example.com",
+        *,
+        name: str = "Ada",
+        password: str = PASSWORD,
+        is_admin: bool = False,
+    ) -> UserOut:
+        """Register a user (the contract applies), and make it an administrator if asked."""
+        user = self.register(RegisterRequest(email=email, password=password, name=name))
+        return self.promote_admin(user.email) if is_admin else user
+
+    def _by_email(self, email: str) -> UserOut | None:
+        wanted = email.strip().lower()
+        return next((u for u in self.users.values() if u.email == wanted), None)
+
+    @validated
+    def register(self, request: RegisterRequest) -> UserOut:
+        if self._by_email(request.email) is not None:
+            raise Conflict("e-mail already registered")
+        user_id = next(self._ids)
+        user = UserOut(
+            id=user_id,
+            email=request.email,
+            name=request.name,
+            role=request.role,
+            created_at=self.now(),
+        )
+        self.users[user_id] = user
+        self.passwords[user_id] = request.password
+        self.events.append(UserRegistered(user_id=user_id))
+        return user
+
+    @validated
+    def authenticate(self, credentials: Credentials) -> UserOut:
+        user = self._by_email(credentials.email)
+        if user is None or self.passwords[user.id] != credentials.password:
+            raise AuthenticationFailed("invalid e-mail or password")
+        return user
+
+    @validated
+    def get_user(self, user_id: Id) -> UserOut:
+        if user_id not in self.users:
+            raise NotFound("user not found")
+        return self.users[user_id]
+
+    @validated
+    def promote_admin(self, email: Email) -> UserOut:
+        user = self._by_email(email)
+        if user is None:
+            raise NotFound("user not found")
+        self.users[user.id] = user.model_copy(update={"is_admin": True})
+        return self.users[user.id]
+
+
+# ----------------------------------------------------------------- catalog
+
+
+@dataclass(frozen=True)
+class WishlistEntry:
+    user_id: int
+    product_id: int
+    added_at: datetime
+    seq: int  # orders entries added at the same instant, as the real table's id does
+
+
+def _stock_changed(product_id: int, old: int, new: int) -> ProductUpdated:
+    changes = {"stock": FieldChange(old=old, new=new)}
+    return ProductUpdated(product_id=product_id, change="updated", changes=changes)
+
+
+class FakeCatalog(CatalogApi):
+    """The catalog service in memory: soft deletes, wishlists, reservations by order_ref."""
+
+    def __init__(self, now: Clock = utcnow) -> None:
+        self.now = now
+        self.products: dict[int, ProductOut] = {}
+        self.deleted: set[int] = set()
+        self.wishlist: list[WishlistEntry] = []
+        self.reservations: dict[str, Reservation] = {}
+        self.released: set[str] = set()
+        self.events: list[Event] = []
+        self._ids = itertools.count(1)
+        self._seq = itertools.count(1)
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "catalog"
+
+    def add(
+        self, name: str = "Lamp", price_cents: int = 1999, stock: int = 5, **fields: Any
+    ) -> ProductOut:
+        """Create a product (``description``, ``currency`` as keywords)."""
+        request = ProductCreate(name=name, price_cents=price_cents, stock=stock, **fields)
+        return self.create_product(request)
+
+    def _live(self, product_id: int) -> ProductOut:
+        product = self.products.get(product_id)
+        if product is None or product_id in self.deleted:
+            raise NotFound("product not found")
+        return product
+
+    def _store(self, product: ProductOut, **values: Any) -> ProductOut:
+        self.products[product.id] = product.model_copy(update={**values, "updated_at": self.now()})
+        return self.products[product.id]
+
+    # products
+
+    @validated
+    def list_products(self, query: ProductQuery) -> ProductPage:
+        q = (query.q or "").lower()
+        found = [
+            product
+            for product_id, product in sorted(self.products.items())
+            if product_id not in self.deleted
+            and (q in product.name.lower() or q in product.description.lower())
+        ]
+        items = found[query.offset : query.offset + query.limit]
+        return ProductPage(items=items, total=len(found), limit=query.limit, offset=query.offset)
+
+    @validated
+    def get_product(self, product_id: Id) -> ProductOut:
+        return self._live(product_id)
+
+    @validated
+    def create_product(self, product: ProductCreate) -> ProductOut:
+        values = product.model_dump()
+        now = self.now()
+        out = ProductOut(id=next(self._ids), **values, created_at=now, updated_at=now)
+        self.products[out.id] = out
+        changes = {field: FieldChange(old=None, new=new) for field, new in values.items()}
+        self.events.append(ProductUpdated(product_id=out.id, change="created", changes=changes))
+        return out
+
+    @validated
+    def update_product(self, product_id: Id, patch: ProductPatch) -> ProductOut:
+        product = self._live(product_id)
+        changes = {
+            field: FieldChange(old=getattr(product, field), new=getattr(patch, field))
+            for field in patch.model_fields_set
+            if getattr(product, field) != getattr(patch, field)
+        }
+        if not changes:
+            return product
+        self.events.append(ProductUpdated(product_id=product.id, change="updated", changes=changes))
+        return self._store(product, **{field: c.new for field, c in changes.items()})
+
+    @validated
+    def delete_product(self, product_id: Id) -> None:
+        self._store(self._live(product_id))
+        self.deleted.add(product_id)
+        self.events.append(ProductUpdated(product_id=product_id, change="deleted"))
+
+    # wishlists
+
+    def _entry(self, user_id: int, product_id: int) -> WishlistEntry | None:
+        pair = (user_id, product_id)
+        return next((e for e in self.wishlist if (e.user_id, e.product_id) == pair), None)
+
+    @validated
+    def wishlist_list(self, user_id: Id) -> list[WishlistItem]:
+        entries = [
+            e for e in self.wishlist if e.user_id == user_id and e.product_id not in self.deleted
+        ]
+        entries.sort(key=lambda e: (e.added_at, e.seq), reverse=True)
+        return [
+            WishlistItem(product=self.products[e.product_id], added_at=e.added_at) for e in entries
+        ]
+
+    @validated
+    def wishlist_add(self, user_id: Id, product_id: Id) -> WishlistItem:
+        product = self._live(product_id)
+        entry = self._entry(user_id, product_id)
+        if entry is None:
+            entry = WishlistEntry(user_id, product_id, self.now(), next(self._seq))
+            self.wishlist.append(entry)
+        return WishlistItem(product=product, added_at=entry.added_at)
+
+    @validated
+    def wishlist_remove(self, user_id: Id, product_id: Id) -> None:
+        pair = (user_id, product_id)
+        self.wishlist = [e for e in self.wishlist if (e.user_id, e.product_id) != pair]
+
+    @validated
+    def wishlisted_by(self, product_id: Id) -> list[int]:
+        return sorted(e.user_id for e in self.wishlist if e.product_id == product_id)
+
+    # stock
+
+    @validated
+    def reserve_stock(self, request: ReserveRequest) -> Reservation:
+        held = self.reservations.get(request.order_ref)
+        if held is not None:
+            return self._existing(held, request)
+        product = self._live(request.product_id)
+        if product.stock < request.quantity:
+            raise Conflict("not enough stock")
+        self._store(product, stock=product.stock - request.quantity)
+        reservation = Reservation(
+            order_ref=request.order_ref,
+            product_id=product.id,
+            quantity=request.quantity,
+            unit_price_cents=product.price_cents,
+            currency=product.currency,
+        )
+        self.reservations[request.order_ref] = reservation
+        self.events.append(
+            _stock_changed(product.id, product.stock, self.products[product.id].stock)
+        )
+        return reservation
+
+    def _existing(self, held: Reservation, request: ReserveRequest) -> Reservation:
+        if (held.product_id, held.quantity) != (request.product_id, request.quantity):
+            raise Conflict("order_ref already reserved other stock")
+        if held.order_ref in self.released:
+            raise Conflict("order_ref was released")
+        return held
+
+    @validated
+    def release_stock(self, order_ref: OrderRef) -> bool:
+        reservation = self.reservations.get(order_ref)
+        if reservation is None or order_ref in self.released:
+            return False
+        self.released.add(order_ref)
+        product = self.products[reservation.product_id]  # deleted since: the stock still goes back
+        self._store(product, stock=product.stock + reservation.quantity)
+        new = self.products[product.id].stock
+        self.events.append(_stock_changed(product.id, product.stock, new))
+        return True
+
+    def on_order_status_changed(self, event: OrderStatusChanged) -> bool:
+        """The catalog's event handler: a cancelled order's reservation is released (once)."""
+        return event.new_status == "cancelled" and self.release_stock(event.order_ref)
+
+
+# ----------------------------------------------------------------- orders
+
+ORDER_NOT_FOUND = "order not found"
+
+
+class FakeOrders(OrdersApi):
+    """The orders service in memory, taking stock through a catalog and checking users.
+
+    As the real one: stock is reserved through ``CatalogApi.reserve_stock`` under a fresh
+    order_ref, and given back through ``release_stock`` best-effort, after a cancel is stored
+    (the catalog's handler of order.status_changed is the guarantee: see
+    :meth:`FakeCatalog.on_order_status_changed`).
+    """
+
+    def __init__(self, catalog: CatalogApi, users: UsersApi, now: Clock = utcnow) -> None:
+        self.catalog = catalog
+        self.users = users
+        self.now = now
+        self.orders: dict[int, OrderOut] = {}
+        self.order_refs: dict[int, str] = {}
+        self.keys: dict[tuple[int, str], int] = {}
+        self.events: list[Event] = []
+        self._ids = itertools.count(1)
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "orders"
+
+    # create
+
+    @validated
+    def create_order(
+        self, user_id: Id, order: OrderCreate, idempotency_key: IdempotencyKey | None = None
+    ) -> OrderOut:
+        if (placed := self._placed(user_id, idempotency_key, order)) is not None:
+            return placed
+        order_ref = uuid.uuid4().hex
+        reservation = self._reserve(order, order_ref)
+        try:
+            self._confirm(user_id)
+        except Exception:
+            self._release(order_ref)
+            raise
+        return self._store(user_id, reservation, idempotency_key)
+
+    def _placed(self, user_id: int, key: str | None, order: OrderCreate) -> OrderOut | None:
+        if key is None or (user_id, key) not in self.keys:
+            return None
+        placed = self.orders[self.keys[user_id, key]]
+        if (placed.product_id, placed.quantity) != (order.product_id, order.quantity):
+            raise Conflict("this Idempotency-Key was used for a different order")
+        return placed
+
+    def _reserve(self, order: OrderCreate, order_ref: str) -> Reservation:
+        request = ReserveRequest(
+            product_id=order.product_id, quantity=order.quantity, order_ref=order_ref
+        )
+        try:
+            return self.catalog.reserve_stock(request)
+        except NotFound:
+            raise NotFound("product not found") from None
+        except MeshError:
+            raise
+        except Exception as exc:
+            self._release(order_ref)
+            raise Unavailable("the catalog did not answer; nothing was ordered") from exc
+
+    def _confirm(self, user_id: int) -> None:
+        try:
+            self.users.get_user(user_id)
+        except NotFound:
+            raise NotFound("user not found") from None
+        except TimeoutError as exc:
+            raise Unavailable("the users service did not answer; nothing was ordered") from exc
+
+    def _release(self, order_ref: str) -> None:
+        """Give the stock back; a failure is logged, never raised (as the real service)."""
+        try:
+            self.catalog.release_stock(order_ref)
+        except Exception:
+            log.exception("stock not released", extra={"order_ref": order_ref})
+
+    def _store(self, user_id: int, reservation: Reservation, key: str | None) -> OrderOut:
+        now = self.now()
+        order = OrderOut(
+            id=next(self._ids),
+            user_id=user_id,
+            product_id=reservation.product_id,
+            quantity=reservation.quantity,
+            unit_price=reservation.unit_price_cents,
+            total=reservation.unit_price_cents * reservation.quantity,
+            currency=reservation.currency,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+        )
+        self.orders[order.id] = order
+        self.order_refs[order.id] = reservation.order_ref
+        if key is not None:
+            self.keys[user_id, key] = order.id
+        created = OrderCreated(
+            order_id=order.id, user_id=user_id, product_id=order.product_id, quantity=order.quantity
+        )
+        self.events.append(created)
+        return order
+
+    # read
+
+    @validated
+    def list_orders(self, user_id: Id, query: OrderQuery) -> OrderPage:
+        mine = [o for o in self.orders.values() if o.user_id == user_id]
+        mine.sort(key=lambda o: (o.created_at, o.id), reverse=True)
+        items = mine[query.offset : query.offset + query.limit]
+        return OrderPage(items=items, limit=query.limit, offset=query.offset)
+
+    def _visible(self, order_id: int, owner: int | None) -> OrderOut:
+        order = self.orders.get(order_id)
+        if order is None or (owner is not None and order.user_id != owner):
+            raise NotFound(ORDER_NOT_FOUND)
+        return order
+
+    @validated
+    def get_order(self, order_id: Id, viewer: Viewer) -> OrderOut:
+        return self._visible(order_id, _owner(viewer))
+
+    @validated
+    def known_order_refs(self, refs: OrderRefs) -> list[str]:
+        asked = set(refs.refs)
+        return [ref for ref in self.order_refs.values() if ref in asked]
+
+    # status
+
+    @validated
+    def cancel_order(self, order_id: Id, viewer: Viewer) -> OrderOut:
+        return self._change(order_id, "cancelled", _owner(viewer))
+
+    @validated
+    def set_status(self, order_id: Id, change: StatusChange) -> OrderOut:
+        return self._change(order_id, change.status, None)
+
+    def _change(self, order_id: int, new: Status, owner: int | None) -> OrderOut:
+        """Store the move and its event first; a cancel then releases the stock, best-effort."""
+        order = self._visible(order_id, owner)
+        old = order.status
+        if new not in TRANSITIONS[old]:
+            raise Conflict(f"an order that is {old} cannot become {new}")
+        moved = order.model_copy(update={"status": new, "updated_at": self.now()})
+        self.orders[order_id] = moved
+        order_ref = self.order_refs[order_id]
+        self.events.append(
+            OrderStatusChanged(
+                order_id=order_id,
+                user_id=order.user_id,
+                order_ref=order_ref,
+                old_status=old,
+                new_status=new,
+            )
+        )
+        if new == "cancelled":
+            self._release(order_ref)
+        return moved
+
+
+def _owner(viewer: Viewer) -> int | None:
+    """Whose orders the viewer may see: None for an administrator (only ``True`` is one)."""
+    return None if viewer.is_admin is True else viewer.user_id
+
+
+# ----------------------------------------------------------------- notifications
+
+
+class FakeNotifications(NotificationsApi):
+    """The notifications service's RPC surface in memory; a test seeds it with :meth:`add`.
+
+    One store, as the real collection: a notification of an order is also in its user's list.
+    """
+
+    def __init__(self, now: Clock = utcnow) -> None:
+        self.now = now
+        self.notifications: list[NotificationOut] = []
+        self._seq = itertools.count(1)
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "notifications"
+
+    def add(
+        self,
+        user_id: int,
+        title: str = "Hello",
+        body: str = "",
+        *,
+        order_id: int | None = None,
+        kind: str = "user.registered",
+        event_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> NotificationOut:
+        """Store a notification, as the real service does when it handles an event."""
+        notification = NotificationOut(
+            id=f"{next(self._seq):024x}",  # increasing, as MongoDB's ObjectIds are
+            event_id=event_id or str(uuid.uuid4()),
+            type=kind,
+            user_id=user_id,
+            order_id=order_id,
+            title=title,
+            body=body,
+            created_at=created_at or self.now(),
+        )
+        self.notifications.append(notification)
+        return notification
+
+    def _newest(self, keep: Callable[[NotificationOut], bool], limit: int) -> list[NotificationOut]:
+        found = [n for n in self.notifications if keep(n)]
+        found.sort(key=lambda n: (n.created_at, n.id), reverse=True)
+        return found[:limit]
+
+    @validated
+    def list_for_user(self, request: ListRequest) -> list[NotificationOut]:
+        return self._newest(lambda n: n.user_id == request.user_id, request.limit)
+
+    @validated
+    def get_notifications(self, request: OrderNotificationsRequest) -> list[NotificationOut]:
+        return self._newest(lambda n: n.order_id == request.order_id, request.limit)

@@ -1,0 +1,875 @@
+"""One set of promises, checked on each fake (tests/unit/service_fakes.py) and on the real service.
+
+The real service runs in this process: its nameko service class with every dependency given by
+hand (SQLite, a RecordingSink for the outbox), called through JSON by ``LocalTransport`` and
+used as its Protocol through ``mesh.typed.client``, as the gateway uses it. ``raw`` sends wire
+arguments as they are, for payloads that break the contract and cannot even be built as models.
+The real orders service takes its stock from a FakeCatalog and checks users in a FakeUsers,
+both called through the same transport. Notifications: tests/integration/ (MongoDB).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar, get_type_hints
+
+import pytest
+from sqlalchemy import MetaData
+from sqlalchemy.orm import sessionmaker
+
+from contracts.base import Event, Viewer
+from contracts.catalog import (
+    CatalogApi,
+    ProductCreate,
+    ProductOut,
+    ProductPatch,
+    ProductQuery,
+    ProductUpdated,
+    Reservation,
+    ReserveRequest,
+)
+from contracts.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
+from contracts.notifications import ListRequest, NotificationsApi
+from contracts.orders import (
+    TRANSITIONS,
+    OrderCreate,
+    OrderCreated,
+    OrderOut,
+    OrderQuery,
+    OrderRefs,
+    OrdersApi,
+    OrderStatusChanged,
+    StatusChange,
+)
+from contracts.users import Credentials, RegisterRequest, UserOut, UserRegistered, UsersApi
+from mesh.sql import make_sessionmaker
+from mesh.typed import Transport, client
+from services.catalog import models as catalog_models
+from services.catalog.service import CatalogService
+from services.notifications.service import NotificationsService
+from services.orders import models as orders_models
+from services.orders.service import OrdersService
+from services.users import models as users_models
+from services.users.passwords import PasswordHasher
+from services.users.service import UsersService
+from tests.unit.fakes import FakeCache, RecordingSink
+from tests.unit.service_fakes import (
+    PASSWORD,
+    FakeCatalog,
+    FakeNotifications,
+    FakeOrders,
+    FakeUsers,
+    LocalTransport,
+    wired,
+)
+
+P = TypeVar("P")
+SIDES = ["fake", "real"]
+
+
+@dataclass(frozen=True)
+class Side(Generic[P]):
+    """One implementation of a service: ``api`` is its Protocol, ``raw`` calls it with wire data."""
+
+    kind: str
+    name: str
+    api: P
+    transport: Transport
+    events: list[Event]
+
+    def raw(self, method: str, *args: Any) -> Any:
+        return self.transport.call(self.name, method, *args)
+
+
+def fake_side(name: str, fake: Any) -> Side[Any]:
+    return Side("fake", name, fake, LocalTransport(**{name: fake}), fake.events)
+
+
+def real_side(name: str, protocol: type[P], service: object, sink: RecordingSink) -> Side[P]:
+    transport = LocalTransport(**{name: service})
+    return Side("real", name, client(protocol, name, transport), transport, sink.events)
+
+
+def sqlite(tmp_path: Path, metadata: MetaData) -> sessionmaker:
+    return make_sessionmaker(f"sqlite:///{tmp_path / 'service.db'}", metadata)
+
+
+def invalid_fields(call: Callable[[], Any]) -> list[str]:
+    """The fields an InvalidInput names (none for a call with the wrong arguments)."""
+    with pytest.raises(InvalidInput) as caught:
+        call()
+    return [detail["field"] for detail in caught.value.details or []]
+
+
+# ================================================================= users
+
+ANN = "ann@example.com"
+
+
+@pytest.fixture(scope="module")
+def hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@pytest.fixture(params=SIDES)
+def users(request: pytest.FixtureRequest, tmp_path: Path, hasher: PasswordHasher) -> Side[UsersApi]:
+    if request.param == "fake":
+        return fake_side("users", FakeUsers())
+    sink = RecordingSink()
+    service = wired(
+        UsersService,
+        context=None,
+        db=sqlite(tmp_path, users_models.Base.metadata),
+        events=sink,
+        cache=FakeCache(),
+        hasher=hasher,
+    )
+    return real_side("users", UsersApi, service, sink)
+
+
+def register_ann(users: Side[UsersApi], email: str = ANN) -> UserOut:
+    return users.api.register(RegisterRequest(email=email, password=PASSWORD, name=" Ann  Lee "))
+
+
+def test_register_returns_the_user_and_announces_it(users: Side[UsersApi]) -> None:
+    user = register_ann(users, "Ann@Example.com")
+    assert (user.email, user.name, user.is_admin) == (ANN, "Ann Lee", False)
+    assert "password" not in user.model_dump()
+    assert users.api.get_user(user.id) == user
+    assert [(type(e), e.user_id) for e in users.events if isinstance(e, UserRegistered)] == [
+        (UserRegistered, user.id)
+    ]
+    assert len(users.events) == 1
+
+
+def test_register_keeps_the_role(users: Side[UsersApi], request: pytest.FixtureRequest) -> None:
+    if users.kind == "real":
+        # contracts/users.py has ``role`` (work in progress); services/users does not store it.
+        request.applymarker(pytest.mark.xfail(reason="the users service ignores role so far"))
+    request_body = RegisterRequest(email=ANN, password=PASSWORD, name="Ann", role="instructor")
+    user = users.api.register(request_body)
+    assert user.role == "instructor" and users.api.get_user(user.id).role == "instructor"
+
+
+def test_a_taken_email_is_a_conflict_in_any_case(users: Side[UsersApi]) -> None:
+    register_ann(users)
+    with pytest.raises(Conflict, match="already registered"):
+        register_ann(users, "ANN@example.com")
+    assert len(users.events) == 1
+
+
+def test_authenticate_takes_any_email_case_and_fails_one_way(users: Side[UsersApi]) -> None:
+    user = register_ann(users)
+    assert users.api.authenticate(Credentials(email="ANN@EXAMPLE.COM", password=PASSWORD)) == user
+    for email, password in ((ANN, "wrong-password-1"), ("nobody@example.com", PASSWORD)):
+        with pytest.raises(AuthenticationFailed) as caught:
+            users.api.authenticate(Credentials(email=email, password=password))
+        assert str(caught.value) == "invalid e-mail or password"
+
+
+def test_an_unknown_user_is_not_found(users: Side[UsersApi]) -> None:
+    with pytest.raises(NotFound, match="user not found"):
+        users.api.get_user(999)
+    with pytest.raises(NotFound, match="user not found"):
+        users.api.promote_admin("ghost@example.com")
+
+
+def test_promote_admin_makes_an_administrator(users: Side[UsersApi]) -> None:
+    user = register_ann(users)
+    assert users.api.promote_admin(" ANN@example.com ").is_admin is True
+    assert users.api.get_user(user.id).is_admin is True
+
+
+GOOD_USER = {"email": ANN, "password": PASSWORD, "name": "Ann"}
+USERS_BROKEN = [
+    ("register", [{**GOOD_USER, "email": "nope"}], ["request.email"]),
+    ("register", [{**GOOD_USER, "password": "short"}], ["request.password"]),
+    ("register", [{**GOOD_USER, "name": "bad\x00name"}], ["request.name"]),
+    ("register", [{**GOOD_USER, "is_admin": True}], ["request.is_admin"]),
+    ("register", ["not a dict"], ["request"]),
+    ("authenticate", [{"email": ANN}], ["credentials.password"]),
+    ("authenticate", ["not a dict"], ["credentials"]),
+    ("get_user", [0], ["user_id"]),
+    ("get_user", ["1"], ["user_id"]),
+    ("get_user", [True], ["user_id"]),
+    ("get_user", [None], ["user_id"]),
+    ("get_user", [], []),
+    ("promote_admin", [""], ["email"]),
+]
+
+
+@pytest.mark.parametrize(("method", "args", "fields"), USERS_BROKEN)
+def test_users_refuse_a_payload_that_breaks_the_contract(
+    users: Side[UsersApi], method: str, args: list[Any], fields: list[str]
+) -> None:
+    assert invalid_fields(lambda: users.raw(method, *args)) == fields
+    assert users.events == []  # nothing stored
+
+
+# ================================================================= catalog
+
+
+@pytest.fixture(params=SIDES)
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Side[CatalogApi]:
+    if request.param == "fake":
+        return fake_side("catalog", FakeCatalog())
+    sink = RecordingSink()
+    service = wired(
+        CatalogService,
+        context=None,
+        db=sqlite(tmp_path, catalog_models.Base.metadata),
+        events=sink,
+        orders=FakeOrders(FakeCatalog(), FakeUsers()),  # only the reservation settling asks
+    )
+    return real_side("catalog", CatalogApi, service, sink)
+
+
+def create(catalog: Side[CatalogApi], name: str = "Desk lamp", **fields: Any) -> ProductOut:
+    values = {"description": "Warm light", "price_cents": 2500, "stock": 3, **fields}
+    return catalog.api.create_product(ProductCreate(name=name, **values))
+
+
+def kinds(events: list[Event]) -> list[tuple[str, int]]:
+    return [(e.change, e.product_id) for e in events if isinstance(e, ProductUpdated)]
+
+
+def stock_changes(events: list[Event]) -> list[dict[str, Any]]:
+    return [e.changes["stock"].model_dump() for e in events if isinstance(e, ProductUpdated)]
+
+
+def test_create_fills_the_defaults_and_announces_every_field(catalog: Side[CatalogApi]) -> None:
+    product = create(catalog)
+    assert (product.currency, product.stock, product.created_at) == ("EUR", 3, product.updated_at)
+    assert catalog.api.get_product(product.id) == product
+    [event] = catalog.events
+    assert isinstance(event, ProductUpdated) and kinds([event]) == [("created", product.id)]
+    assert {f: c.model_dump() for f, c in event.changes.items()} == {
+        "name": {"old": None, "new": "Desk lamp"},
+        "description": {"old": None, "new": "Warm light"},
+        "price_cents": {"old": None, "new": 2500},
+        "currency": {"old": None, "new": "EUR"},
+        "stock": {"old": None, "new": 3},
+    }
+
+
+def test_an_unknown_product_is_not_found(catalog: Side[CatalogApi]) -> None:
+    for call in (
+        lambda: catalog.api.get_product(999),
+        lambda: catalog.api.update_product(999, ProductPatch(stock=1)),
+        lambda: catalog.api.delete_product(999),
+        lambda: catalog.api.wishlist_add(7, 999),
+        lambda: catalog.api.reserve_stock(
+            ReserveRequest(product_id=999, quantity=1, order_ref="r")
+        ),
+    ):
+        with pytest.raises(NotFound, match="product not found"):
+            call()
+    assert catalog.api.wishlisted_by(999) == []
+    assert catalog.api.release_stock("never-reserved") is False
+    assert catalog.events == []
+
+
+def test_update_applies_the_patch_and_announces_only_real_changes(
+    catalog: Side[CatalogApi],
+) -> None:
+    product = create(catalog)
+    patch = ProductPatch(name="Desk lamp", price_cents=1999, description="Cold light")
+    updated = catalog.api.update_product(product.id, patch)
+    assert (updated.name, updated.price_cents, updated.description) == (
+        "Desk lamp",
+        1999,
+        "Cold light",
+    )
+    assert (
+        updated.updated_at >= product.updated_at and catalog.api.get_product(product.id) == updated
+    )
+    event = catalog.events[-1]
+    assert isinstance(event, ProductUpdated)
+    assert {f: c.model_dump() for f, c in event.changes.items()} == {
+        "price_cents": {"old": 2500, "new": 1999},
+        "description": {"old": "Warm light", "new": "Cold light"},
+    }
+    assert catalog.api.update_product(product.id, ProductPatch(stock=3)) == updated
+    assert len(catalog.events) == 2  # a patch that changes nothing announces nothing
+
+
+def test_delete_is_soft_and_happens_once(catalog: Side[CatalogApi]) -> None:
+    product = create(catalog)
+    catalog.api.wishlist_add(7, product.id)
+    catalog.api.delete_product(product.id)
+    for call in (
+        lambda: catalog.api.get_product(product.id),
+        lambda: catalog.api.update_product(product.id, ProductPatch(stock=1)),
+        lambda: catalog.api.delete_product(product.id),
+        lambda: catalog.api.wishlist_add(8, product.id),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert catalog.api.list_products(ProductQuery()).total == 0
+    assert catalog.api.wishlist_list(7) == []
+    assert catalog.api.wishlisted_by(product.id) == [7]  # its wishlisters are still known
+    assert kinds(catalog.events) == [("created", product.id), ("deleted", product.id)]
+
+
+def test_list_pages_in_id_order_and_counts_every_match(catalog: Side[CatalogApi]) -> None:
+    ids = [create(catalog, f"Lamp {n}").id for n in range(5)]
+    page = catalog.api.list_products(ProductQuery(limit=2, offset=1))
+    assert [p.id for p in page.items] == ids[1:3]
+    assert (page.total, page.limit, page.offset) == (5, 2, 1)
+    assert catalog.api.list_products(ProductQuery()).limit == 20
+
+
+def test_q_matches_name_or_description_in_any_case_and_literally(
+    catalog: Side[CatalogApi],
+) -> None:
+    for name, description in (
+        ("Desk LAMP", ""),
+        ("Chair", "goes with a lamp"),
+        ("100% cotton", ""),
+        ("1000 cotton", ""),
+    ):
+        create(catalog, name, description=description)
+    found = catalog.api.list_products(ProductQuery(q="  lamp "))
+    assert ([p.name for p in found.items], found.total) == (["Desk LAMP", "Chair"], 2)
+    assert [p.name for p in catalog.api.list_products(ProductQuery(q="0%")).items] == [
+        "100% cotton"
+    ]
+
+
+def test_the_wishlist_is_newest_first_and_adding_again_changes_nothing(
+    catalog: Side[CatalogApi],
+) -> None:
+    lamp, chair, desk = (create(catalog, name) for name in ("Lamp", "Chair", "Desk"))
+    first = catalog.api.wishlist_add(7, lamp.id)
+    for product in (chair, desk):
+        catalog.api.wishlist_add(7, product.id)
+    assert catalog.api.wishlist_add(7, lamp.id) == first
+    catalog.api.wishlist_add(8, chair.id)
+    assert [i.product.name for i in catalog.api.wishlist_list(7)] == ["Desk", "Chair", "Lamp"]
+    assert catalog.api.wishlist_list(9) == []
+
+
+def test_wishlist_remove_is_idempotent_and_wishlisted_by_is_ordered(
+    catalog: Side[CatalogApi],
+) -> None:
+    lamp = create(catalog)
+    for user_id in (9, 3, 5):
+        catalog.api.wishlist_add(user_id, lamp.id)
+    assert catalog.api.wishlisted_by(lamp.id) == [3, 5, 9]
+    for _ in range(2):
+        catalog.api.wishlist_remove(3, lamp.id)
+    catalog.api.wishlist_remove(3, 999)
+    assert catalog.api.wishlisted_by(lamp.id) == [5, 9]
+
+
+def reserve(product: ProductOut, quantity: int = 1, ref: str = "order-0001") -> ReserveRequest:
+    return ReserveRequest(product_id=product.id, quantity=quantity, order_ref=ref)
+
+
+def test_reserve_takes_stock_and_prices_the_reservation(catalog: Side[CatalogApi]) -> None:
+    lamp = create(catalog, currency="GBP")
+    reservation = catalog.api.reserve_stock(reserve(lamp, 2))
+    assert reservation == Reservation(
+        order_ref="order-0001",
+        product_id=lamp.id,
+        quantity=2,
+        unit_price_cents=2500,
+        currency="GBP",
+    )
+    assert catalog.api.get_product(lamp.id).stock == 1
+    assert stock_changes(catalog.events[1:]) == [{"old": 3, "new": 1}]
+
+
+def test_not_enough_stock_is_a_conflict_and_takes_nothing(catalog: Side[CatalogApi]) -> None:
+    lamp = create(catalog)
+    with pytest.raises(Conflict, match="not enough stock"):
+        catalog.api.reserve_stock(reserve(lamp, 4))
+    catalog.api.reserve_stock(reserve(lamp, 3))
+    with pytest.raises(Conflict, match="not enough stock"):
+        catalog.api.reserve_stock(reserve(lamp, 1, "order-0002"))
+    assert catalog.api.get_product(lamp.id).stock == 0
+    assert stock_changes(catalog.events[1:]) == [{"old": 3, "new": 0}]
+
+
+def test_reserve_is_idempotent_by_order_ref(catalog: Side[CatalogApi]) -> None:
+    lamp = create(catalog)
+    first = catalog.api.reserve_stock(reserve(lamp, 2))
+    assert catalog.api.reserve_stock(reserve(lamp, 2)) == first
+    with pytest.raises(Conflict, match="other stock"):
+        catalog.api.reserve_stock(reserve(lamp, 1))
+    assert catalog.api.get_product(lamp.id).stock == 1
+    assert len(catalog.events) == 2
+
+
+def test_release_gives_the_stock_back_once(catalog: Side[CatalogApi]) -> None:
+    lamp = create(catalog)
+    catalog.api.reserve_stock(reserve(lamp, 2))
+    assert catalog.api.release_stock("order-0001") is True
+    assert catalog.api.release_stock("order-0001") is False
+    assert catalog.api.get_product(lamp.id).stock == 3
+    with pytest.raises(Conflict, match="released"):
+        catalog.api.reserve_stock(reserve(lamp, 2))  # a late retry is not reserved again
+    assert stock_changes(catalog.events[1:]) == [{"old": 3, "new": 1}, {"old": 1, "new": 3}]
+
+
+def test_a_deleted_product_cannot_be_reserved_but_its_reservation_is_released(
+    catalog: Side[CatalogApi],
+) -> None:
+    lamp = create(catalog)
+    catalog.api.reserve_stock(reserve(lamp, 1))
+    catalog.api.delete_product(lamp.id)
+    with pytest.raises(NotFound):
+        catalog.api.reserve_stock(reserve(lamp, 1, "order-0002"))
+    assert catalog.api.release_stock("order-0001") is True
+
+
+PRODUCT = {"name": "x", "price_cents": 1}
+RESERVE = {"product_id": 1, "quantity": 1, "order_ref": "order-0001"}
+CATALOG_BROKEN: list[tuple[str, list[Any], list[str]]] = [
+    ("create_product", [{"name": "", "price_cents": 1}], ["product.name"]),
+    ("create_product", [{"name": "x", "price_cents": -1}], ["product.price_cents"]),
+    ("create_product", [{"name": "x", "price_cents": "100"}], ["product.price_cents"]),
+    ("create_product", [{**PRODUCT, "currency": "eur"}], ["product.currency"]),
+    ("create_product", [{**PRODUCT, "stock": 1.5}], ["product.stock"]),
+    ("create_product", [{**PRODUCT, "colour": "red"}], ["product.colour"]),
+    ("create_product", [{**PRODUCT, "description": "esc\x1b[0m"}], ["product.description"]),
+    ("create_product", ["not a dict"], ["product"]),
+    ("update_product", [1, {}], ["patch"]),
+    ("update_product", [1, {"name": None}], ["patch"]),
+    ("update_product", [1, {"stock": -1}], ["patch.stock"]),
+    ("update_product", [1, {"id": 7}], ["patch.id"]),
+    *[("get_product", [bad], ["product_id"]) for bad in (0, -1, "1", True, None, 1.0, 2**64)],
+    ("list_products", [{"limit": 0}], ["query.limit"]),
+    ("list_products", [{"limit": 101}], ["query.limit"]),
+    ("list_products", [{"limit": "10"}], ["query.limit"]),
+    ("list_products", [{"offset": -1}], ["query.offset"]),
+    ("list_products", [{"offset": 1_000_001}], ["query.offset"]),
+    ("list_products", [{"q": "x" * 101}], ["query.q"]),
+    ("list_products", [{"q": "a\x00b"}], ["query.q"]),
+    ("list_products", [{"sort": "name"}], ["query.sort"]),
+    ("list_products", [[]], ["query"]),
+    *[
+        ("reserve_stock", [{**RESERVE, "quantity": bad}], ["request.quantity"])
+        for bad in (0, -1, 101, "2", 1.0)
+    ],
+    ("reserve_stock", [{**RESERVE, "product_id": "1"}], ["request.product_id"]),
+    *[
+        ("reserve_stock", [{**RESERVE, "order_ref": bad}], ["request.order_ref"])
+        for bad in ("", "x" * 65, "ref\x00nul")
+    ],
+    ("reserve_stock", [{"product_id": 1, "quantity": 1}], ["request.order_ref"]),
+    *[("release_stock", [bad], ["order_ref"]) for bad in (None, 7, "", "x" * 65)],
+    *[
+        (method, [bad, *rest], ["user_id"])
+        for bad in (0, -3, "7", True, None)
+        for method, rest in (("wishlist_list", []), ("wishlist_add", [1]), ("wishlist_remove", [1]))
+    ],
+    *[("wishlist_add", [7, bad], ["product_id"]) for bad in (0, "1", None)],
+    ("wishlist_remove", [7, "junk"], ["product_id"]),
+    ("wishlisted_by", ["1"], ["product_id"]),
+    ("get_product", [], []),
+]
+
+
+@pytest.mark.parametrize(("method", "args", "fields"), CATALOG_BROKEN)
+def test_the_catalog_refuses_a_payload_that_breaks_the_contract(
+    catalog: Side[CatalogApi], method: str, args: list[Any], fields: list[str]
+) -> None:
+    lamp = create(catalog)
+    assert lamp.id == 1
+    assert invalid_fields(lambda: catalog.raw(method, *args)) == fields
+    assert catalog.api.get_product(lamp.id) == lamp
+    assert len(catalog.events) == 1  # nothing stored
+
+
+# ================================================================= orders
+
+
+@dataclass(frozen=True)
+class Shop:
+    """An orders service, the catalog it takes stock from, and the users it checks."""
+
+    orders: Side[OrdersApi]
+    catalog: FakeCatalog
+    users: FakeUsers
+    ada: UserOut
+    bob: UserOut
+    lamp: ProductOut
+
+    def buy(
+        self, quantity: int = 1, user: UserOut | None = None, key: str | None = None
+    ) -> OrderOut:
+        order = OrderCreate(product_id=self.lamp.id, quantity=quantity)
+        return self.orders.api.create_order((user or self.ada).id, order, key)
+
+    def stock(self) -> int:
+        return self.catalog.products[self.lamp.id].stock
+
+    def viewer(self, user: UserOut | None = None, *, admin: bool = False) -> Viewer:
+        return Viewer(user_id=(user or self.ada).id, is_admin=admin)
+
+
+def orders_side(
+    kind: str, catalog: FakeCatalog, users: FakeUsers, tmp_path: Path
+) -> Side[OrdersApi]:
+    if kind == "fake":
+        return fake_side("orders", FakeOrders(catalog, users))
+    sink = RecordingSink()
+    service = wired(
+        OrdersService,
+        context=None,
+        db=sqlite(tmp_path, orders_models.Base.metadata),
+        events=sink,
+        catalog=client(CatalogApi, "catalog", LocalTransport(catalog=catalog)),
+        users=client(UsersApi, "users", LocalTransport(users=users)),
+    )
+    return real_side("orders", OrdersApi, service, sink)
+
+
+@pytest.fixture(params=SIDES)
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Shop:
+    catalog, users = FakeCatalog(), FakeUsers()
+    ada, bob = users.add("ada@example.com"), users.add("bob@example.com", name="Bob")
+    lamp = catalog.add("Lamp", price_cents=2500, stock=5, currency="GBP")
+    orders = orders_side(request.param, catalog, users, tmp_path)
+    return Shop(orders, catalog, users, ada, bob, lamp)
+
+
+def test_an_order_takes_stock_and_is_priced_by_the_reservation(shop: Shop) -> None:
+    order = shop.buy(2)
+    assert (order.status, order.user_id, order.product_id, order.quantity) == (
+        "pending",
+        shop.ada.id,
+        shop.lamp.id,
+        2,
+    )
+    assert (order.unit_price, order.total, order.currency) == (2500, 5000, "GBP")
+    assert order.created_at == order.updated_at
+    assert shop.stock() == 3 and len(shop.catalog.reservations) == 1
+    assert shop.orders.api.get_order(order.id, shop.viewer()) == order
+    [event] = shop.orders.events
+    assert isinstance(event, OrderCreated)
+    assert (event.order_id, event.user_id, event.product_id, event.quantity) == (
+        order.id,
+        shop.ada.id,
+        shop.lamp.id,
+        2,
+    )
+
+
+def test_an_unknown_product_is_not_found_and_no_stock_is_a_conflict(shop: Shop) -> None:
+    with pytest.raises(NotFound, match="product not found"):
+        shop.orders.api.create_order(shop.ada.id, OrderCreate(product_id=999, quantity=1))
+    with pytest.raises(Conflict, match="not enough stock"):
+        shop.buy(6)
+    assert shop.stock() == 5 and shop.catalog.reservations == {}
+    assert shop.orders.api.list_orders(shop.ada.id, OrderQuery()).items == []
+    assert shop.orders.events == []
+
+
+def test_an_unknown_user_is_not_found_and_the_stock_goes_back(shop: Shop) -> None:
+    ghost = UserOut(id=99, email="ghost@example.com", name="Ghost", created_at=shop.ada.created_at)
+    with pytest.raises(NotFound, match="user not found"):
+        shop.buy(2, user=ghost)
+    assert shop.stock() == 5
+    assert shop.catalog.released == set(shop.catalog.reservations)  # reserved, then given back
+    assert shop.orders.events == []
+
+
+def test_an_unknown_order_is_not_found(shop: Shop) -> None:
+    admin = shop.viewer(admin=True)
+    for call in (
+        lambda: shop.orders.api.get_order(999, admin),
+        lambda: shop.orders.api.cancel_order(999, admin),
+        lambda: shop.orders.api.set_status(999, StatusChange(status="paid")),
+    ):
+        with pytest.raises(NotFound, match="order not found"):
+            call()
+
+
+def test_another_user_gets_the_not_found_of_a_missing_order(shop: Shop) -> None:
+    order = shop.buy()
+    with pytest.raises(NotFound) as other:
+        shop.orders.api.get_order(order.id, shop.viewer(shop.bob))
+    with pytest.raises(NotFound) as missing:
+        shop.orders.api.get_order(999, shop.viewer(shop.bob))
+    assert str(other.value) == str(missing.value)
+
+
+def test_an_administrator_sees_every_order(shop: Shop) -> None:
+    order = shop.buy()
+    assert shop.orders.api.get_order(order.id, shop.viewer(shop.bob, admin=True)) == order
+
+
+def test_the_list_is_newest_first_only_mine_and_paged(shop: Shop) -> None:
+    ids = [shop.buy().id for _ in range(3)]
+    shop.buy(user=shop.bob)
+    page = shop.orders.api.list_orders(shop.ada.id, OrderQuery(limit=2))
+    assert ([o.id for o in page.items], page.limit, page.offset) == (ids[::-1][:2], 2, 0)
+    rest = shop.orders.api.list_orders(shop.ada.id, OrderQuery(offset=2))
+    assert [o.id for o in rest.items] == ids[:1]
+    assert shop.orders.api.list_orders(999, OrderQuery()).items == []
+
+
+def test_an_idempotency_key_replays_the_order_and_takes_stock_once(shop: Shop) -> None:
+    first = shop.buy(2, key="attempt-1")
+    assert shop.buy(2, key="attempt-1") == first
+    assert shop.stock() == 3 and len(shop.orders.events) == 1
+
+
+def test_an_idempotency_key_reused_for_another_order_is_a_conflict(shop: Shop) -> None:
+    shop.buy(1, key="k")
+    assert shop.buy(1, user=shop.bob, key="k").user_id == shop.bob.id  # each user's own key
+    with pytest.raises(Conflict, match="different order"):
+        shop.buy(2, key="k")
+    assert shop.stock() == 3 and len(shop.orders.events) == 2
+
+
+LEGAL = sorted((old, new) for old, targets in TRANSITIONS.items() for new in targets)
+ILLEGAL = sorted(
+    (old, new) for old in TRANSITIONS for new in TRANSITIONS if new not in TRANSITIONS[old]
+)
+PATH_TO = {
+    "pending": [],
+    "paid": ["paid"],
+    "shipped": ["paid", "shipped"],
+    "delivered": ["paid", "shipped", "delivered"],
+    "cancelled": ["cancelled"],
+}
+
+
+def move_to(shop: Shop, order: OrderOut, status: str) -> None:
+    for step in PATH_TO[status]:
+        shop.orders.api.set_status(order.id, StatusChange(status=step))
+
+
+@pytest.mark.parametrize(("old", "new"), LEGAL)
+def test_a_legal_transition_applies_and_is_announced(shop: Shop, old: str, new: str) -> None:
+    order = shop.buy(2)
+    move_to(shop, order, old)
+    changed = shop.orders.api.set_status(order.id, StatusChange(status=new))
+    assert changed.status == new and changed.updated_at >= order.updated_at
+    event = shop.orders.events[-1]
+    assert isinstance(event, OrderStatusChanged)
+    assert (event.order_id, event.user_id, event.old_status, event.new_status) == (
+        order.id,
+        shop.ada.id,
+        old,
+        new,
+    )
+    assert shop.stock() == (5 if new == "cancelled" else 3)
+
+
+@pytest.mark.parametrize(("old", "new"), ILLEGAL)
+def test_an_illegal_transition_is_a_conflict(shop: Shop, old: str, new: str) -> None:
+    order = shop.buy(2)
+    move_to(shop, order, old)
+    announced = len(shop.orders.events)
+    with pytest.raises(Conflict, match=f"cannot become {new}"):
+        shop.orders.api.set_status(order.id, StatusChange(status=new))
+    assert shop.orders.api.get_order(order.id, shop.viewer()).status == old
+    assert len(shop.orders.events) == announced
+
+
+def test_cancel_stores_the_move_then_gives_the_stock_back_once(shop: Shop) -> None:
+    order = shop.buy(2)
+    cancelled = shop.orders.api.cancel_order(order.id, shop.viewer())
+    assert cancelled.status == "cancelled" and shop.stock() == 5
+    event = shop.orders.events[-1]
+    assert isinstance(event, OrderStatusChanged)
+    assert (event.old_status, event.new_status) == ("pending", "cancelled")
+    assert shop.catalog.released == {event.order_ref} == set(shop.catalog.reservations)
+    with pytest.raises(Conflict):
+        shop.orders.api.cancel_order(order.id, shop.viewer())
+    assert shop.stock() == 5 and len(shop.orders.events) == 2
+
+
+def test_another_user_cannot_cancel_and_the_stock_stays(shop: Shop) -> None:
+    order = shop.buy(2)
+    with pytest.raises(NotFound, match="order not found"):
+        shop.orders.api.cancel_order(order.id, shop.viewer(shop.bob))
+    assert shop.orders.api.get_order(order.id, shop.viewer()).status == "pending"
+    assert shop.stock() == 3
+
+
+def test_an_administrator_cancels_a_paid_order(shop: Shop) -> None:
+    order = shop.buy(2)
+    move_to(shop, order, "paid")
+    cancelled = shop.orders.api.cancel_order(order.id, shop.viewer(shop.bob, admin=True))
+    assert cancelled.status == "cancelled" and shop.stock() == 5
+
+
+def test_a_failed_release_keeps_the_cancel_and_the_catalogs_handler_releases(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The release after a cancel is best-effort; the catalog's event handler is the guarantee."""
+    order = shop.buy(2)
+
+    def down(order_ref: Any) -> bool:
+        raise ConnectionError("catalog down")
+
+    monkeypatch.setattr(shop.catalog, "release_stock", down)
+    with caplog.at_level(logging.ERROR):
+        cancelled = shop.orders.api.cancel_order(order.id, shop.viewer())
+    assert cancelled.status == "cancelled" and shop.stock() == 3
+    assert "stock not released" in caplog.text
+    monkeypatch.undo()
+    event = shop.orders.events[-1]
+    assert isinstance(event, OrderStatusChanged) and event.order_ref in shop.catalog.reservations
+    assert shop.catalog.on_order_status_changed(event) is True
+    assert shop.catalog.on_order_status_changed(event) is False  # redelivered
+    assert shop.stock() == 5
+
+
+def test_a_reserve_without_an_answer_gives_back_whatever_was_taken(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reserve_stock = shop.catalog.reserve_stock
+
+    def lost_reply(request: Any) -> Reservation:
+        reserve_stock(request)  # the stock is taken...
+        raise TimeoutError("catalog.reserve_stock did not answer")  # ...the answer is lost
+
+    monkeypatch.setattr(shop.catalog, "reserve_stock", lost_reply)
+    with pytest.raises(Unavailable):
+        shop.buy(2)
+    assert shop.stock() == 5 and shop.orders.events == []
+
+
+def test_known_order_refs_names_only_stored_orders(shop: Shop) -> None:
+    shop.buy()
+    [ref] = shop.catalog.reservations
+    ghost = UserOut(id=99, email="ghost@example.com", name="Ghost", created_at=shop.ada.created_at)
+    with pytest.raises(NotFound):
+        shop.buy(user=ghost)  # reserved, then released: no order holds it
+    refs = [*shop.catalog.reservations, "never-reserved"]
+    assert shop.orders.api.known_order_refs(OrderRefs(refs=refs)) == [ref]
+    assert shop.orders.api.known_order_refs(OrderRefs(refs=[])) == []
+
+
+ORDER = {"product_id": 1, "quantity": 1}
+ADMIN = {"user_id": 1, "is_admin": True}
+ORDERS_BROKEN: list[tuple[str, list[Any], list[str]]] = [
+    *[
+        ("create_order", [1, {**ORDER, "quantity": bad}], ["order.quantity"])
+        for bad in (0, -1, 101, "2", 1e9, 2.0, None, True)
+    ],
+    ("create_order", [1, {**ORDER, "product_id": "1"}], ["order.product_id"]),
+    ("create_order", [1, {"quantity": 1}], ["order.product_id"]),
+    ("create_order", [1, {**ORDER, "x": 1}], ["order.x"]),
+    ("create_order", [1, "lamp"], ["order"]),
+    ("create_order", [1, None], ["order"]),
+    *[("create_order", [bad, ORDER], ["user_id"]) for bad in (0, "1", True, None)],
+    *[
+        ("create_order", [1, ORDER, bad], ["idempotency_key"])
+        for bad in ("", "x" * 65, "nul\x00", 7)
+    ],
+    ("create_order", [1], []),
+    ("list_orders", [1, {"limit": 0}], ["query.limit"]),
+    ("list_orders", [1, {"limit": 101}], ["query.limit"]),
+    ("list_orders", [1, {"offset": -1}], ["query.offset"]),
+    ("list_orders", [1, {"limit": "5"}], ["query.limit"]),
+    ("list_orders", [1, {"page": 2}], ["query.page"]),
+    ("list_orders", [1, None], ["query"]),
+    *[
+        ("get_order", [1, {"user_id": 2, "is_admin": bad}], ["viewer.is_admin"])
+        for bad in (1, "true", "yes", [True])
+    ],
+    *[("get_order", [bad, ADMIN], ["order_id"]) for bad in (0, -1, "1", True, None, 2**64)],
+    ("cancel_order", [1, {"user_id": 0}], ["viewer.user_id"]),
+    ("cancel_order", [1, {"user_id": 2, "is_admin": "true"}], ["viewer.is_admin"]),
+    ("set_status", [1, {"status": "lost"}], ["change.status"]),
+    ("set_status", [1, {}], ["change.status"]),
+    ("set_status", [1, {"status": None}], ["change.status"]),
+    ("set_status", [1, "paid"], ["change"]),
+    ("known_order_refs", ["not-a-list"], ["refs"]),
+    ("known_order_refs", [{"refs": "x"}], ["refs.refs"]),
+]
+
+
+@pytest.mark.parametrize(("method", "args", "fields"), ORDERS_BROKEN)
+def test_orders_refuse_a_payload_that_breaks_the_contract(
+    shop: Shop, method: str, args: list[Any], fields: list[str]
+) -> None:
+    order = shop.buy()
+    assert (order.id, shop.ada.id, shop.lamp.id) == (1, 1, 1)
+    assert invalid_fields(lambda: shop.orders.raw(method, *args)) == fields
+    # Refused before any work: nothing reserved, moved or announced, and nobody made admin.
+    assert len(shop.catalog.reservations) == 1 and shop.stock() == 4
+    assert shop.orders.api.get_order(order.id, shop.viewer()) == order
+    assert len(shop.orders.events) == 1
+
+
+# ================================================================= every service
+
+
+def public_methods(protocol: type[Any]) -> list[str]:
+    return [
+        name
+        for name, value in vars(protocol).items()
+        if inspect.isfunction(value) and not name.startswith("_")
+    ]
+
+
+def signature(fn: Callable[..., Any]) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    parameters = [
+        (p.name, p.default) for p in inspect.signature(fn).parameters.values() if p.name != "self"
+    ]
+    return parameters, get_type_hints(fn, include_extras=True)
+
+
+API = [
+    (UsersApi, UsersService, FakeUsers),
+    (CatalogApi, CatalogService, FakeCatalog),
+    (OrdersApi, OrdersService, FakeOrders),
+    (NotificationsApi, NotificationsService, FakeNotifications),
+]
+
+
+@pytest.mark.parametrize(("protocol", "service", "fake"), API)
+def test_the_service_and_its_fake_expose_the_protocol_as_it_is(
+    protocol: type[Any], service: type[Any], fake: type[Any]
+) -> None:
+    """Same names, parameters, defaults and types: ``expose`` validates by the service's own."""
+    for name in public_methods(protocol):
+        expected = signature(getattr(protocol, name))
+        assert signature(getattr(service, name)) == expected, f"{service.__name__}.{name}"
+        assert signature(getattr(fake, name)) == expected, f"{fake.__name__}.{name}"
+        assert getattr(getattr(service, name), "nameko_entrypoints", None), f"{name} not exposed"
+
+
+def test_fakes_answer_through_the_wire() -> None:
+    """Behind a transport (as the gateway's tests may use them), the fakes speak the same JSON."""
+    catalog, users, notifications = FakeCatalog(), FakeUsers(), FakeNotifications()
+    transport = LocalTransport(
+        catalog=catalog,
+        users=users,
+        orders=FakeOrders(catalog, users),
+        notifications=notifications,
+    )
+    ada = client(UsersApi, "users", transport).register(
+        RegisterRequest(email=ANN, password=PASSWORD, name="Ann")
+    )
+    lamp = client(CatalogApi, "catalog", transport).create_product(
+        ProductCreate(name="Lamp", price_cents=100, stock=2)
+    )
+    orders = client(OrdersApi, "orders", transport)
+    order = orders.create_order(ada.id, OrderCreate(product_id=lamp.id, quantity=2), "key-1")
+    assert orders.get_order(order.id, Viewer(user_id=ada.id)) == order
+    with pytest.raises(Conflict, match="not enough stock"):
+        orders.create_order(ada.id, OrderCreate(product_id=lamp.id, quantity=1))
+    seeded = notifications.add(ada.id, order_id=order.id, kind="order.created")
+    listed = client(NotificationsApi, "notifications", transport).list_for_user(
+        ListRequest(user_id=ada.id)
+    )
+    assert listed == [seeded]

@@ -85,6 +85,10 @@ class Viewer(Contract):
     is_admin: StrictBool = False
 
 
+OPERATOR = Viewer(user_id=ID_MAX, is_admin=True)
+"""The mesh's own operator tools (the ``mesh`` CLI): an administrator that is no user."""
+
+
 def is_id(value: Any) -> bool:
     """True for a positive int that is not a bool and fits a BIGINT."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ID_MAX

@@ -17,6 +17,7 @@ from nameko.exceptions import RpcTimeout
 from pydantic import ValidationError
 
 from contracts.base import field_errors
+from mesh.rpc import standalone_client
 from mesh.settings import Settings, get_settings
 
 HOW_TO_START = {
@@ -79,7 +80,6 @@ def create_admin(settings: Settings, email: str, password: str, name: str) -> in
     """
     from contracts.errors import Conflict, InvalidInput, Unavailable
     from contracts.users import RegisterRequest, UsersApi
-    from mesh.rpc import standalone_client
 
     try:
         request = RegisterRequest(email=email, password=password, name=name)
@@ -124,6 +124,37 @@ def dlq(settings: Settings, action: str, queue: str | None) -> int:
     return 0
 
 
+def watch_job(settings: Settings, job_id: str, interval: float) -> int:
+    """Show a publishing job as a progress bar until it ends: 0 if it succeeded."""
+    from tqdm import tqdm
+
+    from contracts.base import OPERATOR
+    from contracts.courses import CoursesApi
+    from contracts.errors import MeshError
+
+    with (
+        standalone_client(CoursesApi, "courses", settings) as courses,
+        tqdm(total=100, unit="%", bar_format="{desc} {bar} {n:3.0f}%") as bar,
+    ):
+        while True:
+            try:
+                job = courses.get_job(job_id, OPERATOR)
+            except MeshError as exc:
+                bar.write(f"job {job_id}: {exc}")
+                return 2
+            bar.set_description_str(
+                f"{job.status:9} {job.step:9} {job.step_index}/{job.steps_total}"
+            )
+            bar.update(job.percent - bar.n)
+            if job.status in ("succeeded", "failed"):
+                break
+            time.sleep(interval)
+    if job.status == "failed":
+        print(f"job {job_id} failed: {job.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     dead = commands.add_parser("dlq", help="inspect or replay dead-lettered events")
     dead.add_argument("action", choices=["list", "replay"])
     dead.add_argument("queue", nargs="?")
+    jobs = commands.add_parser("jobs", help="follow a course publishing job")
+    jobs.add_argument("action", choices=["watch"])
+    jobs.add_argument("job_id")
+    jobs.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
     return parser
 
 
@@ -150,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wait-ready": lambda: wait_ready(settings, args.timeout),
         "create-admin": lambda: create_admin(settings, args.email, args.password, args.name),
         "dlq": lambda: dlq(settings, args.action, args.queue),
+        "jobs": lambda: watch_job(settings, args.job_id, args.interval),
     }
     return commands[args.command]()
 

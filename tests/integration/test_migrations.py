@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,23 @@ from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
 from mesh.migrations import upgrade
-from services.catalog.models import Base as CatalogBase
-from services.orders.models import Base as OrdersBase
-from services.users.models import Base as UsersBase
 from tests.conftest import require
 from tests.integration.engines import SERVERS, reachable
 
-MODELS: dict[str, MetaData] = {
-    "users": UsersBase.metadata,
-    "catalog": CatalogBase.metadata,
-    "orders": OrdersBase.metadata,
-}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_models() -> dict[str, MetaData]:
+    """The models of every SQL service: each one with a ``migrations`` folder."""
+    return {
+        folder.parent.name: importlib.import_module(
+            f"services.{folder.parent.name}.models"
+        ).Base.metadata
+        for folder in sorted((ROOT / "services").glob("*/migrations"))
+    }
+
+
+MODELS = service_models()
 
 
 def fresh_database(engine: str, name: str, tmp_path: Path) -> str:

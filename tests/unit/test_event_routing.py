@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mesh.errors import ContractViolation
+from contracts.errors import ContractViolation
 from mesh.events import MAX_BACKOFF_MS, backoff_ms, route_failure
 
 

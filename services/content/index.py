@@ -1,0 +1,276 @@
+"""The vector index of course content: one Qdrant collection, dense + keyword vectors.
+
+Each point is one chunk of a lesson, with a dense vector (the embedder's) named "dense" and
+a BM25 sparse vector named "keywords". ``search`` fuses both rankings with reciprocal rank
+fusion inside Qdrant. Free of Nameko and Dramatiq: callers wrap it in their providers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from qdrant_client import QdrantClient, models
+
+from mesh.embedding import Embedder, native_lock
+from services.content.sparse import SparseEncoder
+
+DEFAULT_COLLECTION = "course_chunks"
+DENSE = "dense"
+KEYWORDS = "keywords"
+# Fixed forever: point ids derive from it, so changing it would duplicate every chunk.
+POINT_NAMESPACE = uuid.UUID("5b0e7f3c-2d4a-5c1e-9f60-8a7b3c2d1e0f")
+
+
+class ChunkLike(Protocol):
+    """What ``upsert`` reads from a chunk (the chunker's own type fits)."""
+
+    @property
+    def lesson_id(self) -> int | str: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def locator(self) -> str | None: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a lesson: its rank in the lesson, where it starts, a human locator."""
+
+    lesson_id: int | str
+    index: int
+    position: int
+    locator: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    lesson_id: int | str
+    position: int
+    locator: str | None
+    text: str
+    score: float
+
+
+class CollectionMismatch(RuntimeError):
+    """The collection exists with a dense size other than the embedder's: re-index needed."""
+
+
+def point_id(course_id: int, lesson_id: int | str, chunk_index: int) -> str:
+    """The chunk's stable point id, so re-indexing overwrites instead of duplicating."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{course_id}/{lesson_id}/{chunk_index}"))
+
+
+def course_filter(course_id: int) -> models.Filter:
+    return models.Filter(must=[_match("course_id", course_id)])
+
+
+def _match(key: str, value: int | str) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+class ContentIndex:
+    """Course chunks in Qdrant: upsert by version, drop, count and hybrid search.
+
+    Local-mode Qdrant is not thread-safe, so with it this object serialises its calls:
+    share one instance between the threads of a process.
+    """
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        embedder: Embedder,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        encoder: SparseEncoder | None = None,
+        prefetch_limit: int = 20,
+    ) -> None:
+        self.client = client
+        self.embedder = embedder
+        self.collection = collection
+        self.encoder = encoder or SparseEncoder()
+        self.prefetch_limit = prefetch_limit
+        self._lock = native_lock()
+
+    def ensure_collection(self) -> None:
+        """Create the collection and its payload indexes unless they exist (idempotent)."""
+        size = self.embedder.dimension
+        with self._serialised():
+            self._create_collection(size)
+            self._check_size(size)
+            if not self.is_local:
+                # Local mode ignores payload indexes (and warns about them): server only.
+                self._index_payload("course_id", models.PayloadSchemaType.INTEGER)
+                self._index_payload("version", models.PayloadSchemaType.KEYWORD)
+
+    def _create_collection(self, size: int) -> None:
+        if self.client.collection_exists(self.collection):
+            return
+        try:
+            self.client.create_collection(
+                self.collection,
+                vectors_config={
+                    DENSE: models.VectorParams(size=size, distance=models.Distance.COSINE)
+                },
+                sparse_vectors_config={
+                    KEYWORDS: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
+            )
+        except Exception:
+            # Another process may have created it meanwhile: fine if it now exists.
+            if not self.client.collection_exists(self.collection):
+                raise
+
+    @property
+    def is_local(self) -> bool:
+        """True for local-mode Qdrant (a path or ``:memory:``), False for a server."""
+        options = self.client.init_options
+        return options.get("path") is not None or options.get("location") == ":memory:"
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        with self._lock if self.is_local else nullcontext():
+            yield
+
+    def _check_size(self, size: int) -> None:
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        found = vectors.get(DENSE) if isinstance(vectors, dict) else None
+        if found is None or found.size != size:
+            raise CollectionMismatch(
+                f"collection {self.collection!r} holds dense vectors of size "
+                f"{found.size if found else None}, the embedder {self.embedder.name!r} makes "
+                f"{size}: drop the collection and re-index the courses"
+            )
+
+    def _index_payload(self, field: str, schema: models.PayloadSchemaType) -> None:
+        self.client.create_payload_index(self.collection, field, field_schema=schema, wait=True)
+
+    def upsert(
+        self,
+        course_id: int,
+        version: str,
+        chunks: Sequence[ChunkLike],
+        vectors: Sequence[Sequence[float]],
+    ) -> None:
+        """Store chunks with their dense vectors (same order); same ids overwrite."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        if not chunks:
+            return
+        points = [
+            self._point(course_id, version, chunk, vector)
+            for chunk, vector in zip(chunks, vectors, strict=True)
+        ]
+        with self._serialised():
+            self.client.upsert(self.collection, points=points, wait=True)
+
+    def _point(
+        self, course_id: int, version: str, chunk: ChunkLike, vector: Sequence[float]
+    ) -> models.PointStruct:
+        payload = {
+            "course_id": course_id,
+            "lesson_id": chunk.lesson_id,
+            "index": chunk.index,
+            "position": chunk.position,
+            "locator": chunk.locator,
+            "text": chunk.text,
+            "version": version,
+        }
+        return models.PointStruct(
+            id=point_id(course_id, chunk.lesson_id, chunk.index),
+            vector={DENSE: list(vector), KEYWORDS: self.encoder.encode_document(chunk.text)},
+            payload=payload,
+        )
+
+    def drop_other_versions(self, course_id: int, keep_version: str) -> None:
+        """Delete the course's chunks of every version but ``keep_version``."""
+        selector = models.Filter(
+            must=[_match("course_id", course_id)], must_not=[_match("version", keep_version)]
+        )
+        with self._serialised():
+            self.client.delete(self.collection, points_selector=selector, wait=True)
+
+    def drop_course(self, course_id: int) -> None:
+        with self._serialised():
+            self.client.delete(self.collection, points_selector=course_filter(course_id), wait=True)
+
+    def count(self, course_id: int) -> int:
+        with self._serialised():
+            found = self.client.count(self.collection, count_filter=course_filter(course_id))
+        return found.count
+
+    def search(self, course_id: int, query: str, limit: int = 5) -> list[Hit]:
+        """Dense and keyword top-k of the course, fused by reciprocal rank fusion."""
+        if not query.strip():
+            return []
+        only_course = course_filter(course_id)
+        prefetch = [
+            models.Prefetch(
+                query=self._dense_query(query),
+                using=DENSE,
+                filter=only_course,
+                limit=self.prefetch_limit,
+            )
+        ]
+        keywords = self.encoder.encode_query(query)
+        if keywords.indices:
+            prefetch.append(
+                models.Prefetch(
+                    query=keywords, using=KEYWORDS, filter=only_course, limit=self.prefetch_limit
+                )
+            )
+        return self._hits(
+            prefetch=prefetch,
+            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            query_filter=only_course,
+            limit=limit,
+        )
+
+    def dense_search(self, course_id: int, query: str, limit: int = 5) -> list[Hit]:
+        """The course's chunks by cosine similarity alone (diagnostics)."""
+        return self._hits(
+            query=self._dense_query(query),
+            using=DENSE,
+            query_filter=course_filter(course_id),
+            limit=limit,
+        )
+
+    def keyword_search(self, course_id: int, query: str, limit: int = 5) -> list[Hit]:
+        """The course's chunks by BM25 alone (diagnostics)."""
+        keywords = self.encoder.encode_query(query)
+        if not keywords.indices:
+            return []
+        return self._hits(
+            query=keywords, using=KEYWORDS, query_filter=course_filter(course_id), limit=limit
+        )
+
+    def _dense_query(self, query: str) -> list[float]:
+        return self.embedder.embed([query])[0]
+
+    def _hits(self, **request: Any) -> list[Hit]:
+        with self._serialised():
+            found = self.client.query_points(self.collection, with_payload=True, **request)
+        return [_hit(point) for point in found.points]
+
+
+def _hit(point: models.ScoredPoint) -> Hit:
+    payload = point.payload or {}
+    return Hit(
+        lesson_id=payload["lesson_id"],
+        position=payload["position"],
+        locator=payload.get("locator"),
+        text=payload["text"],
+        score=point.score,
+    )

@@ -33,11 +33,11 @@ export MESH_VAR_DIR MESH_EMBEDDED_MONGO MONGO_EMBEDDED_PORT GATEWAY_HOST GATEWAY
 
 SUPERVISORD := $(VENV)/bin/supervisord -c $(CURDIR)/supervisord.conf
 SUPERVISORCTL := $(VENV)/bin/supervisorctl -c $(CURDIR)/supervisord.conf
-PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orders notifications courses content workers mirror gateway
+PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orders notifications courses content analytics workers mirror gateway
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
 .PHONY: help venv install run stop restart status ctl shell admin logs lint format typecheck \
-        test e2e bench clean distclean dirs
+        test e2e bench bench-pipeline clean distclean dirs
 
 help:
 	@echo "make run        start the mesh (supervisord) and wait until it is ready"
@@ -163,6 +163,10 @@ e2e: install
 bench: install
 	$(PY) -m tests.bench.bench_register
 	$(PY) -m tests.bench.bench_orders
+
+# Publishes a generated 100-page course and compares the pipeline with a raw model.encode.
+bench-pipeline: install
+	$(PY) -m tests.bench.bench_pipeline
 
 # ---------------------------------------------------------------- clean
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +16,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from contracts.errors import ContractViolation, InvalidInput
@@ -39,6 +40,19 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class Patch(Contract):
+    """A partial update: at least one field, and no field sent as null."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
+        return self
 
 
 class Event(Contract):

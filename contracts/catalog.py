@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import Field, StrictInt, StringConstraints, model_validator
+from pydantic import Field, StrictInt, StringConstraints
 
-from contracts.base import Contract, Event, Id, Text, UtcDatetime
+from contracts.base import Contract, Event, Id, Patch, Text, UtcDatetime
 
 Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[Text, StringConstraints(max_length=5000)]
@@ -43,7 +43,7 @@ class ProductCreate(Contract):
     stock: Stock = 0
 
 
-class ProductPatch(Contract):
+class ProductPatch(Patch):
     """A partial update: at least one field."""
 
     name: Name | None = None
@@ -51,15 +51,6 @@ class ProductPatch(Contract):
     price_cents: PriceCents | None = None
     currency: Currency | None = None
     stock: Stock | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> ProductPatch:
-        if not self.model_fields_set:
-            raise ValueError("give at least one field to change")
-        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
-        return self
 
 
 class ProductOut(Contract):

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal, Protocol
 
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
-from contracts.base import Contract, Event, Id, Text, UtcDatetime, Viewer
+from contracts.base import Contract, Event, Id, Patch, Text, UtcDatetime, Viewer
 
 CourseStatus = Literal["draft", "publishing", "published", "failed"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -36,21 +36,12 @@ class CourseCreate(Contract):
     capacity: Capacity | None = Field(None, description="Most students; none means unlimited.")
 
 
-class CoursePatch(Contract):
+class CoursePatch(Patch):
     """A partial update: at least one field."""
 
     title: Title | None = None
     description: Description | None = None
     capacity: Capacity | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> CoursePatch:
-        if not self.model_fields_set:
-            raise ValueError("give at least one field to change")
-        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
-        return self
 
 
 class CourseOut(Contract):

@@ -33,6 +33,9 @@ class OrderCreated(Event):
     user_id: int
     product_id: int
     quantity: int
+    # The order's amount: optional, as events published before it was added carry none.
+    total_cents: int | None = None
+    currency: str | None = None
 
 
 class OrderStatusChanged(Event):

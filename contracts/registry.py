@@ -23,13 +23,31 @@ EVENTS: tuple[type[Event], ...] = (
 # even when its consumer has never started. tests/unit/test_topology.py
 # checks this table against the handlers the services really declare.
 SUBSCRIPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "user.registered": (("notifications", "on_user_registered"),),
-    "product.updated": (("notifications", "on_product_updated"),),
-    "order.created": (("notifications", "on_order_created"),),
+    "user.registered": (
+        ("notifications", "on_user_registered"),
+        ("analytics", "on_user_registered"),
+    ),
+    "product.updated": (
+        ("notifications", "on_product_updated"),
+        ("analytics", "on_product_updated"),
+    ),
+    "order.created": (
+        ("notifications", "on_order_created"),
+        ("analytics", "on_order_created"),
+    ),
     "order.status_changed": (
         ("notifications", "on_order_status_changed"),
         ("catalog", "on_order_status_changed"),
+        ("analytics", "on_order_status_changed"),
     ),
-    "course.published": (("notifications", "on_course_published"),),
-    "enrollment.created": (("notifications", "on_enrollment_created"),),
+    "course.published": (
+        ("notifications", "on_course_published"),
+        ("analytics", "on_course_published"),
+    ),
+    "enrollment.created": (
+        ("notifications", "on_enrollment_created"),
+        ("courses", "on_enrollment_created"),
+        ("analytics", "on_enrollment_created"),
+    ),
+    "progress.updated": (("analytics", "on_progress_updated"),),
 }

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     catalog_database_url: str | None = None
     orders_database_url: str | None = None
     courses_database_url: str | None = None
+    analytics_database_url: str | None = None
 
     smtp_url: str | None = None
     mail_from: str = "mesh <no-reply@mesh.localhost>"
@@ -72,6 +73,16 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = "course_chunks"
 
+    # The course assistant: a chat model through OPENAI_BASE_URL (any OpenAI-compatible
+    # server) when it or OPENAI_API_KEY is set, else extractive answers quoting the course.
+    assistant_model: str = "gpt-4o-mini"
+    assistant_timeout: float = Field(20.0, gt=0)  # the model's connect and between-token wait
+    assistant_max_seconds: float = Field(90.0, gt=0)  # one whole answer, tokens included
+    assistant_max_tokens: int = Field(800, ge=16)
+    assistant_history_turns: int = Field(3, ge=0, le=20)
+    # all-MiniLM-L6-v2 cosine of the question to the closest passage: below it, "not found".
+    assistant_min_similarity: float = Field(0.30, ge=-1.0, le=1.0)
+
     @field_validator(
         "mongo_url",
         "smtp_url",
@@ -79,6 +90,7 @@ class Settings(BaseSettings):
         "catalog_database_url",
         "orders_database_url",
         "courses_database_url",
+        "analytics_database_url",
         "embeddings_base_url",
         "openai_api_key",
         "openai_base_url",

@@ -117,6 +117,9 @@ def _store(
             user_id=user_id,
             product_id=order.product_id,
             quantity=order.quantity,
+            total_cents=order.total_cents,
+            currency=order.currency,
+            occurred_at=now,
         )
         events.add(session, event)
     return order
@@ -236,11 +239,12 @@ def _apply(
         old = order.status
         if new not in TRANSITIONS[old]:
             raise Conflict(f"an order that is {old} cannot become {new}")
+        now = utcnow()
         moved = affected(
             session,
             update(Order)
             .where(Order.id == order.id, Order.status == old)
-            .values(status=new, updated_at=utcnow())
+            .values(status=new, updated_at=now)
             .execution_options(synchronize_session=False),
         )
         if moved != 1:
@@ -252,6 +256,7 @@ def _apply(
             order_ref=order.order_ref,
             old_status=old,
             new_status=new,
+            occurred_at=now,
         )
         events.add(session, event)
     return order

@@ -33,7 +33,7 @@ export MESH_VAR_DIR MESH_EMBEDDED_MONGO MONGO_EMBEDDED_PORT GATEWAY_HOST GATEWAY
 
 SUPERVISORD := $(VENV)/bin/supervisord -c $(CURDIR)/supervisord.conf
 SUPERVISORCTL := $(VENV)/bin/supervisorctl -c $(CURDIR)/supervisord.conf
-PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orders notifications courses content analytics workers mirror gateway
+PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orders notifications courses content assistant analytics workers mirror gateway
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
 .PHONY: help venv install run stop restart status ctl shell admin logs lint format typecheck \

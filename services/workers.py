@@ -7,11 +7,14 @@ it is the one module with that side effect, because the dramatiq CLI works by im
 from __future__ import annotations
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
+from contracts.courses import PIPELINE_QUEUE, PUBLISH_ACTOR
 from contracts.notifications import EMAIL_QUEUE, SEND_EMAIL_ACTOR
 from mesh.logging import configure_logging
 from mesh.settings import get_settings
 from mesh.tasks import make_broker
+from services.courses import actors as courses_actors
 from services.notifications import actors
 
 
@@ -20,6 +23,7 @@ def setup() -> dramatiq.Broker:
     settings = get_settings()
     configure_logging(settings.log_level)
     broker = make_broker(settings)
+    broker.add_middleware(CurrentMessage())  # the publishing job's runner is its message
     dramatiq.set_broker(broker)
     dramatiq.actor(
         broker=broker,
@@ -29,6 +33,12 @@ def setup() -> dramatiq.Broker:
         min_backoff=1000,
         max_backoff=300_000,
     )(actors.send_email)
+    dramatiq.actor(
+        broker=broker,
+        actor_name=PUBLISH_ACTOR,
+        queue_name=PIPELINE_QUEUE,
+        **courses_actors.OPTIONS,
+    )(courses_actors.make_publish_course())
     return broker
 
 

@@ -20,7 +20,16 @@ from gateway.schemas import Health, Readiness
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
-READY_SERVICES = ("users", "catalog", "orders", "notifications", "courses", "content")
+READY_SERVICES = (
+    "users",
+    "catalog",
+    "orders",
+    "notifications",
+    "courses",
+    "content",
+    "assistant",
+    "analytics",
+)
 READY_CACHE_KEY = "mesh.ready"
 
 ReadyAnswer = tuple[dict[str, Any], int]

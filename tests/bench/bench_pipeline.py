@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import requests
 from fpdf import FPDF
 
+from mesh.chunking import chunk_sections
 from mesh.documents import Kind, extract
 from mesh.embedding import LocalEmbedder
 from mesh.settings import get_settings
-from services.content.chunking import chunk_sections
 from tests.bench.bench_orders import run_clients
 
 PASSWORD = "bench-password-42"

@@ -7,14 +7,14 @@ from itertools import pairwise
 
 import pytest
 
-from mesh.documents import Section
-from services.content.chunking import (
+from mesh.chunking import (
     DEFAULT_OVERLAP,
     DEFAULT_SIZE,
     Chunk,
     chunk_sections,
     join_sections,
 )
+from mesh.documents import Section
 
 WORDS = ["cell", "membrane", "protein", "energy", "nucleus", "enzyme", "the", "a", "of"]
 

@@ -1,0 +1,1 @@
+"""The courses service: courses, lessons, enrolment, progress and the publishing pipeline."""

@@ -1,0 +1,99 @@
+"""The Dramatiq actor of the courses service: a publishing job, run in the workers process.
+
+``services.workers`` registers it on ``PIPELINE_QUEUE`` with :data:`OPTIONS`. It is the
+courses service's own code, so it writes the courses database: the job's progress, and at
+the end the course and its ``course.published`` event in the outbox (which the courses
+service's relay publishes on its next poll). Adapters (database, MongoDB, the embedder) are
+built once per process, on the first job: nothing heavy happens at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from dramatiq.middleware import CurrentMessage
+
+from contracts.content import INDEX_BATCH_MAX, ContentApi
+from mesh.chunking import chunk_sections
+from mesh.clients import make_mongo
+from mesh.embedding import make_embedder
+from mesh.outbox import OutboxHandle
+from mesh.rpc import standalone_client
+from mesh.settings import Settings, get_settings
+from mesh.sql import make_sessionmaker
+from services.courses import pipeline
+from services.courses.chunks import MongoChunks
+from services.courses.models import outbox
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+INDEX_TIMEOUT = 60.0
+"""Seconds the content service may take to index a batch (more than a plain RPC_TIMEOUT)."""
+
+
+def retry_when(retries: int, exc: BaseException) -> bool:
+    """Retry a transient failure while retries are left (``retries`` made so far)."""
+    return pipeline.should_retry(retries, exc, MAX_RETRIES)
+
+
+OPTIONS: dict[str, Any] = {
+    "max_retries": MAX_RETRIES,  # documents the bound; retry_when is what decides
+    "min_backoff": 1_000,
+    "max_backoff": 30_000,
+    "retry_when": retry_when,
+    "throws": pipeline.PERMANENT_ERRORS,  # failed at once, logged as expected
+    # Below RabbitMQ's 30-minute consumer timeout; a job cut short resumes on its retry.
+    "time_limit": 20 * 60 * 1000,
+}
+"""The actor's options; needs the CurrentMessage middleware on the broker."""
+
+
+def _nothing(_session: object) -> None:
+    """No relay to wake in this process: the courses service's relay polls the outbox."""
+
+
+def build_adapters(settings: Settings) -> pipeline.Adapters:
+    """The pipeline's adapters from the settings (the embedder loads on its first use)."""
+    store = MongoChunks(make_mongo(settings)[settings.mongo_db])
+    store.prepare()
+    return pipeline.Adapters(
+        sessions=make_sessionmaker(settings.sql_url("courses")),
+        events=OutboxHandle(outbox, on_commit=_nothing),
+        store=store,
+        embedder=make_embedder(settings),
+        content=functools.partial(
+            standalone_client, ContentApi, "content", settings, INDEX_TIMEOUT
+        ),
+        chunker=chunk_sections,
+        uploads=settings.uploads_path,
+        batch_size=min(settings.embeddings_batch_size, INDEX_BATCH_MAX),
+    )
+
+
+def make_publish_course(
+    build: Callable[[Settings], pipeline.Adapters] = build_adapters,
+) -> Callable[[str], None]:
+    """The ``publish_course`` actor function, its adapters built on the first job."""
+    lock = threading.Lock()
+
+    @functools.cache
+    def adapters() -> pipeline.Adapters:
+        return build(get_settings())
+
+    def publish_course(job_id: str) -> None:
+        """Run (or resume) a publishing job; Dramatiq retries a transient failure."""
+        message = CurrentMessage.get_current_message()
+        # The message id names the runner: a redelivered or retried message resumes its job.
+        runner = message.message_id if message is not None else uuid.uuid4().hex
+        retries = int(message.options.get("retries", 0)) if message is not None else MAX_RETRIES
+        with lock:
+            ready = adapters()
+        pipeline.attempt(ready, job_id, runner, retries, MAX_RETRIES)
+
+    return publish_course

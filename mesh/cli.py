@@ -17,7 +17,6 @@ from nameko.exceptions import RpcTimeout
 from pydantic import ValidationError
 
 from contracts.base import field_errors
-from mesh.rpc import standalone_client
 from mesh.settings import Settings, get_settings
 
 HOW_TO_START = {
@@ -80,6 +79,7 @@ def create_admin(settings: Settings, email: str, password: str, name: str) -> in
     """
     from contracts.errors import Conflict, InvalidInput, Unavailable
     from contracts.users import RegisterRequest, UsersApi
+    from mesh.rpc import standalone_client
 
     try:
         request = RegisterRequest(email=email, password=password, name=name)
@@ -131,6 +131,7 @@ def watch_job(settings: Settings, job_id: str, interval: float) -> int:
     from contracts.base import OPERATOR
     from contracts.courses import CoursesApi
     from contracts.errors import MeshError
+    from mesh.rpc import standalone_client
 
     with (
         standalone_client(CoursesApi, "courses", settings) as courses,

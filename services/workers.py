@@ -24,6 +24,8 @@ def setup() -> dramatiq.Broker:
     configure_logging(settings.log_level)
     broker = make_broker(settings)
     broker.add_middleware(CurrentMessage())  # the publishing job's runner is its message
+    publish_course = courses_actors.PublishCourse()
+    broker.add_middleware(courses_actors.WarmUp(publish_course))
     dramatiq.set_broker(broker)
     dramatiq.actor(
         broker=broker,
@@ -38,7 +40,7 @@ def setup() -> dramatiq.Broker:
         actor_name=PUBLISH_ACTOR,
         queue_name=PIPELINE_QUEUE,
         **courses_actors.OPTIONS,
-    )(courses_actors.make_publish_course())
+    )(publish_course)
     return broker
 
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, Middleware
 
 from contracts.content import INDEX_BATCH_MAX, ContentApi
 from mesh.chunking import chunk_sections
@@ -76,24 +76,46 @@ def build_adapters(settings: Settings) -> pipeline.Adapters:
     )
 
 
-def make_publish_course(
-    build: Callable[[Settings], pipeline.Adapters] = build_adapters,
-) -> Callable[[str], None]:
-    """The ``publish_course`` actor function, its adapters built on the first job."""
-    lock = threading.Lock()
+class PublishCourse:
+    """The ``publish_course`` actor: its adapters are built once per process, on the first
+    job or by :meth:`warm` when the worker boots, so the first job does not wait for the
+    model to load."""
 
-    @functools.cache
-    def adapters() -> pipeline.Adapters:
-        return build(get_settings())
+    def __init__(self, build: Callable[[Settings], pipeline.Adapters] = build_adapters) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._adapters: pipeline.Adapters | None = None
 
-    def publish_course(job_id: str) -> None:
+    def adapters(self) -> pipeline.Adapters:
+        with self._lock:
+            if self._adapters is None:
+                self._adapters = self._build(get_settings())
+            return self._adapters
+
+    def warm(self) -> None:
+        """Build the adapters and load the embedder now; a failure waits for the first job."""
+        try:
+            embedder = self.adapters().embedder
+            load = getattr(embedder, "load", None)
+            if load is not None:
+                load()
+        except Exception:
+            log.warning("warming the publishing pipeline failed", exc_info=True)
+
+    def __call__(self, job_id: str) -> None:
         """Run (or resume) a publishing job; Dramatiq retries a transient failure."""
         message = CurrentMessage.get_current_message()
         # The message id names the runner: a redelivered or retried message resumes its job.
         runner = message.message_id if message is not None else uuid.uuid4().hex
         retries = int(message.options.get("retries", 0)) if message is not None else MAX_RETRIES
-        with lock:
-            ready = adapters()
-        pipeline.attempt(ready, job_id, runner, retries, MAX_RETRIES)
+        pipeline.attempt(self.adapters(), job_id, runner, retries, MAX_RETRIES)
 
-    return publish_course
+
+class WarmUp(Middleware):
+    """Warms the publishing pipeline on a thread of its own once a worker process boots."""
+
+    def __init__(self, publish: PublishCourse) -> None:
+        self.publish = publish
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        threading.Thread(target=self.publish.warm, name="warm-pipeline", daemon=True).start()

@@ -20,7 +20,6 @@ from sqlalchemy.orm import sessionmaker
 from contracts.courses import PIPELINE_QUEUE, PUBLISH_ACTOR
 from contracts.errors import Unavailable
 from services.courses import actors, courses, jobs, pipeline
-from tests.unit.fakes import RecordingTasks
 from tests.unit.courses_fakes import (
     TEACHER,
     FakeContent,
@@ -31,6 +30,7 @@ from tests.unit.courses_fakes import (
     new_course,
     sqlite_sessions,
 )
+from tests.unit.fakes import RecordingTasks
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def run_job(broker: StubBroker, adapters: pipeline.Adapters, job_id: str) -> Non
 
     actor = dramatiq.actor(
         broker=broker, actor_name=PUBLISH_ACTOR, queue_name=PIPELINE_QUEUE, **options
-    )(actors.make_publish_course(build))
+    )(actors.PublishCourse(build))
     actor.send(job_id)
     worker = Worker(broker, worker_timeout=50)
     worker.start()
@@ -132,3 +132,36 @@ def test_retry_when_follows_the_pipeline() -> None:
     assert actors.retry_when(0, Unavailable("down")) is True
     assert actors.retry_when(actors.MAX_RETRIES, Unavailable("down")) is False
     assert actors.retry_when(0, pipeline.PublishError("no lessons")) is False
+
+
+class LoadCounting(FakeEmbedder):
+    """An embedder that counts how often it was loaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads = 0
+
+    def load(self) -> None:
+        self.loads += 1
+
+
+def test_warming_builds_the_adapters_once_and_loads_the_model(sessions, tmp_path) -> None:
+    built: list[object] = []
+    embedder = LoadCounting()
+
+    def build(settings: object) -> pipeline.Adapters:
+        built.append(settings)
+        return make_adapters(sessions, tmp_path, embedder=embedder)
+
+    publish = actors.PublishCourse(build)
+    publish.warm()
+    publish.warm()
+    assert len(built) == 1 and embedder.loads == 2
+    assert publish.adapters() is publish.adapters()
+
+
+def test_a_failed_warm_up_waits_for_the_first_job() -> None:
+    def build(settings: object) -> pipeline.Adapters:
+        raise ConnectionError("mongo is down")
+
+    actors.PublishCourse(build).warm()  # logged, not raised

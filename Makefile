@@ -37,7 +37,7 @@ PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orde
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
 .PHONY: help venv install run stop restart status ctl shell admin logs lint format typecheck \
-        test e2e bench bench-pipeline clean distclean dirs
+        test e2e bench bench-pipeline bench-assistant clean distclean dirs
 
 help:
 	@echo "make run        start the mesh (supervisord) and wait until it is ready"
@@ -167,6 +167,10 @@ bench: install
 # Publishes a generated 100-page course and compares the pipeline with a raw model.encode.
 bench-pipeline: install
 	$(PY) -m tests.bench.bench_pipeline
+
+# Time to the first SSE event and to done, over 50 questions at 1 and 4 askers.
+bench-assistant: install
+	$(PY) -m tests.bench.bench_assistant
 
 # ---------------------------------------------------------------- clean
 

@@ -27,6 +27,9 @@ class Passage(Contract):
     locator: str | None = Field(None, description="A page or timestamp, when known.")
     text: str
     score: float
+    similarity: float | None = Field(
+        None, description="Cosine similarity of the passage to the query, when known."
+    )
 
 
 class IndexedChunk(Contract):

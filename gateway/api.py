@@ -18,23 +18,23 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import UnionType
-from typing import Any, Literal, Union, cast, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin
 
 from flask import Response, current_app, jsonify, request
 from flask_jwt_extended import verify_jwt_in_request
 from pydantic import BaseModel
 from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from contracts.base import parse
 from contracts.errors import Forbidden, InvalidInput
 from gateway.auth import current_user_is_admin, current_user_teaches
 from gateway.http import INTEGER, json_body, refuse_nulls, too_large
+from gateway.uploads import FILE_FIELD, read_form
 
 Auth = Literal["none", "access", "refresh", "instructor", "admin"]
 SPEC_ATTRIBUTE = "__endpoint__"
 MULTIPART = "multipart/form-data"
-FILE_FIELD = "file"
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,11 @@ class Header:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """What one view takes, returns and may answer."""
+    """What one view takes, returns and may answer.
+
+    ``also_media``: other media types the success answer may take instead of ``media``,
+    chosen by the request's Accept header (the view negotiates; documented as text).
+    """
 
     summary: str
     tag: str
@@ -58,6 +62,7 @@ class Endpoint:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     media: str = "application/json"
+    also_media: tuple[str, ...] = ()
     auth: Auth = "none"
     errors: tuple[int, ...] = ()
     headers: tuple[Header, ...] = ()
@@ -125,13 +130,15 @@ def read_upload(model: type[BaseModel]) -> Upload:
     limit = int(current_app.config["UPLOAD_MAX_BYTES"])
     request.max_content_length = limit
     try:
-        file = request.files.get(FILE_FIELD)
+        form = read_form(request.stream, request.mimetype_params.get("boundary", ""), limit)
     except RequestEntityTooLarge:
         raise too_large(limit) from None
-    if file is None:
+    except ValueError:
+        raise BadRequest("the body is not valid multipart/form-data") from None
+    if form.file is None:
         raise InvalidInput("invalid input", [{"field": FILE_FIELD, "message": "missing file"}])
-    form = {name: value for name, value in request.form.items() if name in model.model_fields}
-    return Upload(parse(model, query_fields(model, form)), file)
+    fields = {name: value for name, value in form.fields.items() if name in model.model_fields}
+    return Upload(parse(model, query_fields(model, fields)), form.file)
 
 
 def query_fields(model: type[BaseModel], source: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -140,7 +147,8 @@ def query_fields(model: type[BaseModel], source: Mapping[str, str] | None = None
     source = request.args if source is None else source
     values: dict[str, Any] = {}
     details: list[dict[str, str]] = []
-    for name, field in model.model_fields.items():
+    for field_name, field in model.model_fields.items():
+        name = field.alias or field_name  # the name on the wire ("from" for ``from_``)
         raw = source.get(name)
         if raw is None:
             continue
@@ -156,10 +164,12 @@ def query_fields(model: type[BaseModel], source: Mapping[str, str] | None = None
 
 
 def _is_int(annotation: Any) -> bool:
-    """int, or an optional int."""
-    return annotation is int or (
-        get_origin(annotation) in (Union, UnionType) and int in get_args(annotation)
-    )
+    """int, or an optional int, constrained (``Annotated``) or not."""
+    if get_origin(annotation) is Annotated:
+        return _is_int(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_int(arg) for arg in get_args(annotation))
+    return annotation is int
 
 
 def respond(spec: Endpoint, result: Any) -> Any:

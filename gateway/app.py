@@ -13,11 +13,12 @@ from redis import Redis
 from gateway.auth import init_jwt
 from gateway.deps import Deps, Services, install
 from gateway.errors import register_error_handlers
-from gateway.http import IdConverter, JobIdConverter
+from gateway.http import ConversationIdConverter, IdConverter, JobIdConverter
 from gateway.limits import apply_limits, init_limiter
 from gateway.metrics import init_metrics
 from gateway.middleware import init_middleware
 from gateway.routes import (
+    assistant,
     auth,
     courses,
     docs,
@@ -27,6 +28,7 @@ from gateway.routes import (
     notifications,
     orders,
     products,
+    reports,
     users,
     wishlist,
 )
@@ -42,6 +44,8 @@ BLUEPRINTS = (
     orders.bp,
     courses.bp,
     learning.bp,
+    assistant.bp,
+    reports.bp,
     notifications.bp,
     events.bp,
     health.bp,
@@ -60,6 +64,7 @@ def settings_config(settings: Settings) -> dict[str, Any]:
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=settings.jwt_refresh_ttl),
         "MAX_CONTENT_LENGTH": settings.max_body_bytes,
         "UPLOAD_MAX_BYTES": settings.upload_max_bytes,
+        "UPLOADS_PATH": str(settings.uploads_path),
         "RATELIMIT_STORAGE_URI": settings.redis_url,
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         "RATELIMIT_STRATEGY": "sliding-window-counter",
@@ -112,6 +117,7 @@ def create_app(
     limiter = init_limiter(app)
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["job"] = JobIdConverter
+    app.url_map.converters["conversation"] = ConversationIdConverter
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     apply_limits(app, limiter)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app
 from flask_limiter import Limiter
 from prometheus_client import CollectorRegistry
 from redis import Redis
 
+from contracts.analytics import AnalyticsApi
+from contracts.assistant import AssistantApi
 from contracts.catalog import CatalogApi
 from contracts.content import ContentApi
 from contracts.courses import CoursesApi
@@ -16,6 +19,7 @@ from contracts.notifications import NotificationsApi
 from contracts.orders import OrdersApi
 from contracts.users import UsersApi
 from gateway.rpc_pool import RpcClient
+from mesh.settings import get_settings
 from mesh.typed import Transport, client
 
 EXTENSION_KEY = "mesh"
@@ -31,6 +35,8 @@ class Services:
     notifications: NotificationsApi
     courses: CoursesApi
     content: ContentApi
+    assistant: AssistantApi
+    analytics: AnalyticsApi
 
     @classmethod
     def over(cls, transport: Transport) -> Services:
@@ -42,7 +48,32 @@ class Services:
             notifications=client(NotificationsApi, "notifications", transport),
             courses=client(CoursesApi, "courses", transport),
             content=client(ContentApi, "content", transport),
+            assistant=client(AssistantApi, "assistant", Patient(transport, ask_seconds(), {"ask"})),
+            analytics=client(AnalyticsApi, "analytics", transport),
         )
+
+
+def ask_seconds() -> float:
+    """How long the gateway waits for a whole answer: the assistant's own bound on it,
+    plus an RPC timeout for the search before it and one for the reply after it."""
+    settings = get_settings()
+    return settings.assistant_max_seconds + 2 * settings.rpc_timeout
+
+
+class Patient:
+    """A transport that waits up to ``seconds`` for the answer of the ``methods`` long by
+    design (through ``RpcClient.call_with_timeout``), and as usual for the others."""
+
+    def __init__(self, transport: Transport, seconds: float, methods: set[str]) -> None:
+        self.transport = transport
+        self.seconds = seconds
+        self.methods = methods
+
+    def call(self, service: str, method: str, *args: Any) -> Any:
+        patient = getattr(self.transport, "call_with_timeout", None)
+        if patient is None or method not in self.methods:  # tests' transports: no timeouts
+            return self.transport.call(service, method, *args)
+        return patient(self.seconds, service, method, *args)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
@@ -14,6 +16,8 @@ from contracts.base import ID_MAX
 from contracts.errors import InvalidInput
 
 INTEGER = re.compile(r"-?[0-9]{1,19}")
+WHOLE_DIGITS_MAX = 30
+"""A whole JSON number of more digits stays a float (no giant int from ``1e999999``)."""
 
 
 class IdConverter(BaseConverter):
@@ -36,11 +40,29 @@ class IdConverter(BaseConverter):
         return str(int(value))
 
 
+def _number(text: str) -> int | float:
+    """A JSON number written with a fraction or an exponent: an int when its value is whole
+    (JSON, and JSON Schema's ``integer``, make no difference between 2.0 and 2), else a float."""
+    value = Decimal(text)
+    if value == value.to_integral_value() and value.adjusted() < WHOLE_DIGITS_MAX:
+        return int(value)
+    return float(text)
+
+
+def _not_a_number(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
 def parsed_json() -> Any:
-    """The request's parsed JSON body; None when it is absent or malformed."""
+    """The request's parsed JSON body; None when it is absent or malformed (NaN and Infinity
+    are not JSON)."""
+    if not request.is_json:
+        return None
     try:
-        return request.get_json(silent=True)
-    except RecursionError:  # too deeply nested: ``silent`` only swallows ValueError
+        return json.loads(
+            request.get_data(cache=True), parse_float=_number, parse_constant=_not_a_number
+        )
+    except (ValueError, RecursionError):  # RecursionError: too deeply nested
         return None
 
 
@@ -78,6 +100,10 @@ class JobIdConverter(BaseConverter):
 
     regex = r"[0-9a-f]{32}"
     part_isolating = True
+
+
+class ConversationIdConverter(JobIdConverter):
+    """``<conversation:name>``: a conversation id, 32 lowercase hex digits; else a 404."""
 
 
 def created(value: BaseModel, endpoint: str, *, status: int = 201, **values: Any) -> Response:

@@ -15,6 +15,8 @@ from contracts.base import ID_MAX
 from gateway.api import FILE_FIELD, MULTIPART, Endpoint, spec_of
 from gateway.cache import HEADER as CACHE_HEADER
 from gateway.schemas import ErrorBody
+from gateway.stated_rules import StatedRules, refuses_empty
+from gateway.uploads import MEDIA_TYPES
 
 REF = "#/components/schemas/{model}"
 AUTH_TEXT = {
@@ -45,11 +47,37 @@ class _Components:
     def __init__(self) -> None:
         self.schemas: dict[str, Any] = {}
 
-    def ref(self, model: type[BaseModel], mode: Literal["validation", "serialization"]) -> Any:
-        schema = model.model_json_schema(ref_template=REF, mode=mode)
+    def ref(
+        self,
+        model: type[BaseModel],
+        mode: Literal["validation", "serialization"],
+        body: bool = False,
+    ) -> Any:
+        schema = model.model_json_schema(ref_template=REF, mode=mode, schema_generator=StatedRules)
         self.schemas.update(schema.pop("$defs", {}))
+        if body:
+            schema = _without_nulls(schema)
+            if refuses_empty(model):
+                schema["minProperties"] = 1
         self.schemas[model.__name__] = schema
         return {"$ref": REF.format(model=model.__name__)}
+
+
+def _without_nulls(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request body's schema: a field sent as null is refused (``gateway.http.refuse_nulls``),
+    so an optional field is one to leave out, never a null."""
+    properties = {}
+    for name, field in schema.get("properties", {}).items():
+        field = dict(field)
+        options = [o for o in field.pop("anyOf", []) if o != {"type": "null"}]
+        if len(options) == 1:
+            field.update(options[0])
+        elif options:
+            field["anyOf"] = options
+        if field.get("default", 0) is None:
+            del field["default"]
+        properties[name] = field
+    return {**schema, "properties": properties}
 
 
 @dataclass(frozen=True)
@@ -77,11 +105,10 @@ def _success(route: Route, components: _Components) -> dict[str, Any]:
     headers = _headers(*(["XCache"] if spec.cached else []))
     if spec.status in (201, 202):
         headers["Location"] = {"$ref": "#/components/headers/Location"}
-    return {
-        "description": spec.summary,
-        "content": _content(spec.media, schema),
-        "headers": headers,
-    }
+    content = _content(spec.media, schema)
+    for media in spec.also_media:
+        content.update(_content(media, {"type": "string"}))
+    return {"description": spec.summary, "content": content, "headers": headers}
 
 
 def _headers(*names: str) -> dict[str, Any]:
@@ -93,6 +120,9 @@ def _headers(*names: str) -> dict[str, Any]:
         for name in ("RequestId", *names)
     }
 
+
+HEX_IDS = {"job": "A job id", "conversation": "A conversation id"}
+"""Path converters of 32 hex digits, and what the id names."""
 
 _RULE_PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
@@ -106,9 +136,9 @@ def _path(rule: Rule) -> tuple[str, tuple[dict[str, Any], ...]]:
 
 
 def _path_param(name: str, converter: str, rule: Rule) -> dict[str, Any]:
-    if converter == "job":
+    if converter in HEX_IDS:
         schema: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
-        description = "A job id; anything else is a 404."
+        description = f"{HEX_IDS[converter]}; anything else is a 404."
     elif converter == "id":
         schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
         description = "An id; anything else is a 404."
@@ -176,11 +206,12 @@ def _responses(route: Route, components: _Components) -> dict[str, Any]:
 
 
 def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """Each field of a query model, as an optional query parameter."""
-    schema = model.model_json_schema()
+    """Each field of a query model, as a query parameter (a query string has no nulls)."""
+    schema = _without_nulls(model.model_json_schema(schema_generator=StatedRules))
+    required = set(schema.get("required", ()))
     params = []
     for name, field_schema in schema.get("properties", {}).items():
-        param = {"name": name, "in": "query", "required": False, "schema": field_schema}
+        param = {"name": name, "in": "query", "required": name in required, "schema": field_schema}
         if "description" in field_schema:
             param["description"] = field_schema["description"]
         params.append(param)
@@ -220,9 +251,11 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
         operation["description"] = description
     content: dict[str, Any] = {}
     if spec.body is not None:
-        content.update(_content("application/json", components.ref(spec.body, "validation")))
+        body = components.ref(spec.body, "validation", body=True)
+        content.update(_content("application/json", body))
     if spec.upload is not None:
         content.update(_content(MULTIPART, _upload_schema(spec.upload)))
+        content[MULTIPART]["encoding"] = {FILE_FIELD: {"contentType": ", ".join(MEDIA_TYPES)}}
     if content:
         operation["requestBody"] = {"required": True, "content": content}
     return operation
@@ -230,12 +263,13 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
 
 def _upload_schema(model: type[BaseModel]) -> dict[str, Any]:
     """A multipart body: the model's fields as form fields, plus the file part."""
-    schema = model.model_json_schema(ref_template=REF)
+    schema = _without_nulls(model.model_json_schema(ref_template=REF, schema_generator=StatedRules))
     schema["properties"][FILE_FIELD] = {
         "type": "string",
-        "contentMediaType": "application/octet-stream",
-        "description": "The file; its bytes decide its kind (PDF, SRT, WebVTT, HTML, "
-        "Markdown or plain text).",
+        "minLength": 1,
+        "description": "The file: a PDF, SRT, WebVTT, HTML, Markdown or plain-text document. "
+        "Its name's extension, else its part's content type, names its kind; bytes that are "
+        "not a document of a kind read here are 415, a broken one (a corrupt PDF) 422.",
     }
     schema["required"] = [*schema.get("required", []), FILE_FIELD]
     return schema

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt
 
+from contracts.analytics import EnrollmentsRow, OrdersRow, SignupsRow
 from contracts.base import Contract
 from contracts.catalog import WishlistItem
 from contracts.content import Passage, Query
@@ -107,3 +108,15 @@ class SearchQuery(Contract):
 
 class PassageList(BaseModel):
     items: list[Passage]
+
+
+class SignupsReport(BaseModel):
+    items: list[SignupsRow]
+
+
+class EnrollmentsReport(BaseModel):
+    items: list[EnrollmentsRow]
+
+
+class OrdersReport(BaseModel):
+    items: list[OrdersRow]

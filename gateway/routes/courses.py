@@ -7,7 +7,9 @@ not exist (404). Changing a course one can see but does not teach is 403.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app
 
 from contracts.base import Viewer
 from contracts.content import SearchRequest
@@ -30,7 +32,6 @@ from gateway.deps import services
 from gateway.http import created
 from gateway.schemas import LessonJson, LessonList, LessonUpload, PassageList, SearchQuery
 from gateway.uploads import store_upload
-from mesh.settings import get_settings
 
 bp = Blueprint("courses", __name__, url_prefix="/api/courses")
 
@@ -84,6 +85,7 @@ def get_course(course_id: int) -> CourseOut:
     auth="instructor",
     body=CoursePatch,
     response=CourseOut,
+    errors=(409,),
 )
 def update_course(course_id: int, body: CoursePatch) -> CourseOut:
     return services().courses.update_course(course_id, viewer(), body)
@@ -114,7 +116,7 @@ def add_lesson(
     course_id: int, body: LessonJson | None = None, upload: Upload | None = None
 ) -> LessonOut:
     if upload is not None:
-        stored = store_upload(upload.file, get_settings().uploads_path)
+        stored = store_upload(upload.file, Path(current_app.config["UPLOADS_PATH"]))
         lesson = LessonCreate(**upload.fields.model_dump(exclude_unset=True), file=stored)
     else:
         assert body is not None  # the declaration gives one or the other
@@ -135,7 +137,7 @@ def add_lesson(
 )
 def publish(course_id: int) -> Response:
     job = services().courses.publish(course_id, viewer())
-    return created(job, "jobs.get_job", status=202, job_id=job.id)
+    return created(job, "learning.get_job", status=202, job_id=job.id)
 
 
 @bp.post("/<id:course_id>/enroll")
@@ -177,6 +179,7 @@ def progress(course_id: int) -> Response:
     auth="access",
     query=SearchQuery,
     response=PassageList,
+    errors=(403,),
     description="Hybrid search: dense vectors and keywords (BM25), fused by rank.",
 )
 def search(course_id: int, query: SearchQuery) -> PassageList:

@@ -15,7 +15,12 @@ from gateway.openapi import document
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
 ASSETS = Path(swagger_ui.__file__).parent / "static"
-SERVED = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"})
+SERVED = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+}
+"""The files of the docs page, and the media type each is served as."""
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -50,7 +55,11 @@ def docs() -> Response:
 
 
 @bp.get("/docs/assets/<any(" + ", ".join(f'"{name}"' for name in sorted(SERVED)) + "):name>")
-@endpoint("A file of the docs page", tag="docs", media="application/octet-stream")
+@endpoint(
+    "A file of the docs page",
+    tag="docs",
+    media=SERVED["swagger-ui.css"],
+    also_media=(SERVED["swagger-ui-bundle.js"], SERVED["favicon-32x32.png"]),
+)
 def asset(name: str) -> Response:
-    response = send_from_directory(ASSETS, name, max_age=86400)
-    return response
+    return send_from_directory(ASSETS, name, mimetype=SERVED[name], max_age=86400)

@@ -30,6 +30,7 @@ def my_courses() -> MyCourseList:
     tag="courses",
     auth="access",
     response=ProgressOut,
+    errors=(403,),
 )
 def complete(lesson_id: int) -> ProgressOut:
     user_id = current_user_id()

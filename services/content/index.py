@@ -2,11 +2,14 @@
 
 Each point is one chunk of a lesson, with a dense vector (the embedder's) named "dense" and
 a BM25 sparse vector named "keywords". ``search`` fuses both rankings with reciprocal rank
-fusion inside Qdrant. Free of Nameko and Dramatiq: callers wrap it in their providers.
+fusion inside Qdrant, and gives each hit its cosine similarity to the query too (a fused score
+is a rank, useless to tell a close passage from a far one). Free of Nameko and Dramatiq:
+callers wrap it in their providers.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -57,11 +60,15 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
+    """A chunk that matched: ``score`` ranks it, ``similarity`` is its cosine to the query
+    (set by ``search``; None where unknown)."""
+
     lesson_id: int | str
     position: int
     locator: str | None
     text: str
     score: float
+    similarity: float | None = None
 
 
 class CollectionMismatch(RuntimeError):
@@ -212,13 +219,15 @@ class ContentIndex:
         return found.count
 
     def search(self, course_id: int, query: str, limit: int = 5) -> list[Hit]:
-        """Dense and keyword top-k of the course, fused by reciprocal rank fusion."""
+        """Dense and keyword top-k of the course, fused by reciprocal rank fusion; each hit
+        with its cosine similarity to the query."""
         if not query.strip():
             return []
         only_course = course_filter(course_id)
+        dense = self._dense_query(query)
         prefetch = [
             models.Prefetch(
-                query=self._dense_query(query),
+                query=dense,
                 using=DENSE,
                 filter=only_course,
                 limit=self.prefetch_limit,
@@ -236,6 +245,7 @@ class ContentIndex:
             query=models.FusionQuery(fusion=models.Fusion.RRF),
             query_filter=only_course,
             limit=limit,
+            similar_to=dense,
         )
 
     def dense_search(self, course_id: int, query: str, limit: int = 5) -> list[Hit]:
@@ -259,18 +269,35 @@ class ContentIndex:
     def _dense_query(self, query: str) -> list[float]:
         return self.embedder.embed([query])[0]
 
-    def _hits(self, **request: Any) -> list[Hit]:
+    def _hits(self, *, similar_to: Sequence[float] | None = None, **request: Any) -> list[Hit]:
+        """The points of a query; with ``similar_to``, each with its dense vector's cosine to it."""
+        vectors = [DENSE] if similar_to is not None else False
         with self._serialised():
-            found = self.client.query_points(self.collection, with_payload=True, **request)
-        return [_hit(point) for point in found.points]
+            found = self.client.query_points(
+                self.collection, with_payload=True, with_vectors=vectors, **request
+            )
+        return [_hit(point, similar_to) for point in found.points]
 
 
-def _hit(point: models.ScoredPoint) -> Hit:
+def _hit(point: models.ScoredPoint, similar_to: Sequence[float] | None = None) -> Hit:
     payload = point.payload or {}
+    found = point.vector.get(DENSE) if isinstance(point.vector, dict) else None
+    vector = found if isinstance(found, list) and found and isinstance(found[0], float) else None
     return Hit(
         lesson_id=payload["lesson_id"],
         position=payload["position"],
         locator=payload.get("locator"),
         text=payload["text"],
         score=point.score,
+        similarity=cosine(vector, similar_to) if vector and similar_to else None,
     )
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """The cosine similarity of two vectors; None for a zero vector. Qdrant keeps the dense
+    vectors normalised (cosine distance) and embedders return unit vectors, but the norms
+    cost little next to the dot product."""
+    norms = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
+    if not norms:
+        return None
+    return math.fsum(x * y for x, y in zip(a, b, strict=True)) / norms

@@ -18,7 +18,8 @@ class Index(Protocol):
 
 
 def search(index: Index, request: SearchRequest) -> list[Passage]:
-    """The best passages of the course for the query: dense and keyword ranks fused."""
+    """The best passages of the course for the query: dense and keyword ranks fused, each
+    with its cosine similarity to the query."""
     hits = index.search(request.course_id, request.q, request.limit)
     return [
         Passage(
@@ -27,6 +28,7 @@ def search(index: Index, request: SearchRequest) -> list[Passage]:
             locator=hit.locator,
             text=hit.text,
             score=hit.score,
+            similarity=hit.similarity,
         )
         for hit in hits
     ]

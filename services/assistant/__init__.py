@@ -1,0 +1,1 @@
+"""The assistant service: answers questions from a course's passages, keeps conversations."""

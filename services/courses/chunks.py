@@ -1,9 +1,11 @@
-"""The pipeline's working set in MongoDB: each chunk of a job's version, its vector, its marks.
+"""The pipeline's working set in MongoDB: a job's chunks, and which of them are indexed.
 
-One document per (version, course, lesson, chunk index): storing a chunk twice overwrites it.
-``seq`` orders a version's chunks (lesson by lesson), so batches are taken in a stable order;
-a chunk gets its ``vector`` once embedded and ``indexed`` once the content service has it,
-which is what lets a resumed job skip the work already done.
+``course_chunks`` holds one document per (version, course, lesson, chunk index); ``seq``
+orders a version's chunks, lesson by lesson, so batches are taken in a stable order.
+``course_chunk_marks`` holds one document per batch the content service has indexed, which is
+what lets a resumed job skip the work already done. Only inserts and indexed finds are used
+on the hot path: they are what the embedded MongoDB server does fast (an upsert or an update
+there scans the collection).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 COLLECTION = "course_chunks"
+MARKS = "course_chunk_marks"
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -28,36 +33,29 @@ class StoredChunk:
     start: int
     locator: str | None
     text: str
-    vector: list[float] | None = None
 
 
 class ChunkStore(Protocol):
     """Where the pipeline keeps chunks between its steps (MongoDB, or a fake in tests)."""
 
     def save(self, version: str, course_id: int, chunks: Sequence[StoredChunk]) -> None:
-        """Store the chunks; a chunk stored before keeps its vector and marks."""
+        """Store the chunks; one stored before stays as it is."""
         ...
 
-    def count(self, version: str, *, embedded: bool = False, indexed: bool = False) -> int:
-        """The version's chunks (only the embedded, or only the indexed ones)."""
+    def chunks(self, version: str) -> list[StoredChunk]:
+        """Every chunk of the version, in ``seq`` order."""
         ...
 
-    def unembedded(self, version: str, limit: int) -> list[StoredChunk]:
-        """The first ``limit`` chunks without a vector, in ``seq`` order."""
+    def mark_indexed(self, version: str, course_id: int, chunks: Sequence[StoredChunk]) -> None:
+        """Remember that the content service has these chunks."""
         ...
 
-    def set_vectors(
-        self, version: str, chunks: Sequence[StoredChunk], vectors: Sequence[Sequence[float]]
-    ) -> None: ...
-
-    def unindexed(self, version: str, limit: int) -> list[StoredChunk]:
-        """The first ``limit`` embedded chunks not yet indexed, in ``seq`` order."""
+    def indexed(self, version: str) -> set[int]:
+        """The ``seq`` of every chunk of the version the content service has."""
         ...
-
-    def mark_indexed(self, version: str, chunks: Sequence[StoredChunk]) -> None: ...
 
     def drop_other_versions(self, course_id: int, keep: str) -> int:
-        """Delete the course's chunks of every version but ``keep``; how many."""
+        """Delete the course's chunks (and marks) of every version but ``keep``; how many."""
         ...
 
 
@@ -69,97 +67,64 @@ def _chunk(doc: dict[str, Any]) -> StoredChunk:
         start=doc["start"],
         locator=doc.get("locator"),
         text=doc["text"],
-        vector=doc.get("vector"),
     )
 
 
 class MongoChunks:
-    """:class:`ChunkStore` on a MongoDB collection (``course_chunks``)."""
+    """:class:`ChunkStore` on two MongoDB collections."""
 
     def __init__(self, db: Database) -> None:
         self.collection = db[COLLECTION]
+        self.marks = db[MARKS]
 
     def prepare(self) -> None:
         """The indexes (idempotent): the chunk's identity, a version's order, a course's."""
         self.collection.create_index(
-            [
-                ("version", ASCENDING),
-                ("course_id", ASCENDING),
-                ("lesson_id", ASCENDING),
-                ("index", ASCENDING),
-            ],
-            unique=True,
-            name="chunk_key",
+            [("version", ASCENDING), ("seq", ASCENDING)], unique=True, name="version_seq"
         )
-        self.collection.create_index([("version", ASCENDING), ("seq", ASCENDING)], name="by_seq")
         self.collection.create_index(
+            [("course_id", ASCENDING), ("version", ASCENDING)], name="by_course"
+        )
+        self.marks.create_index([("version", ASCENDING)], name="by_version")
+        self.marks.create_index(
             [("course_id", ASCENDING), ("version", ASCENDING)], name="by_course"
         )
 
     def save(self, version: str, course_id: int, chunks: Sequence[StoredChunk]) -> None:
-        if not chunks:
-            return
-        ops = [
-            UpdateOne(
-                {
-                    "version": version,
-                    "course_id": course_id,
-                    "lesson_id": chunk.lesson_id,
-                    "index": chunk.index,
-                },
-                {
-                    "$set": {
-                        "seq": chunk.seq,
-                        "start": chunk.start,
-                        "locator": chunk.locator,
-                        "text": chunk.text,
-                    },
-                    "$setOnInsert": {"indexed": False},
-                },
-                upsert=True,
-            )
+        docs = [
+            {
+                "version": version,
+                "course_id": course_id,
+                "lesson_id": chunk.lesson_id,
+                "index": chunk.index,
+                "seq": chunk.seq,
+                "start": chunk.start,
+                "locator": chunk.locator,
+                "text": chunk.text,
+            }
             for chunk in chunks
         ]
-        self.collection.bulk_write(ops, ordered=False)
+        if not docs:
+            return
+        try:
+            self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # a rerun: the chunks stored before stay
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
 
-    def count(self, version: str, *, embedded: bool = False, indexed: bool = False) -> int:
-        query: dict[str, Any] = {"version": version}
-        if embedded:
-            query["vector"] = {"$exists": True}
-        if indexed:
-            query["indexed"] = True
-        return int(self.collection.count_documents(query))
-
-    def _first(self, query: dict[str, Any], limit: int) -> list[StoredChunk]:
-        cursor = self.collection.find(query, {"_id": 0}).sort("seq", ASCENDING).limit(limit)
+    def chunks(self, version: str) -> list[StoredChunk]:
+        cursor = self.collection.find({"version": version}, {"_id": 0}).sort("seq", ASCENDING)
         return [_chunk(doc) for doc in cursor]
 
-    def unembedded(self, version: str, limit: int) -> list[StoredChunk]:
-        return self._first({"version": version, "vector": {"$exists": False}}, limit)
-
-    def set_vectors(
-        self, version: str, chunks: Sequence[StoredChunk], vectors: Sequence[Sequence[float]]
-    ) -> None:
-        ops = [
-            UpdateOne(
-                {"version": version, "seq": chunk.seq},
-                {"$set": {"vector": [float(x) for x in vector]}},
-            )
-            for chunk, vector in zip(chunks, vectors, strict=True)
-        ]
-        if ops:
-            self.collection.bulk_write(ops, ordered=False)
-
-    def unindexed(self, version: str, limit: int) -> list[StoredChunk]:
-        query = {"version": version, "vector": {"$exists": True}, "indexed": {"$ne": True}}
-        return self._first(query, limit)
-
-    def mark_indexed(self, version: str, chunks: Sequence[StoredChunk]) -> None:
+    def mark_indexed(self, version: str, course_id: int, chunks: Sequence[StoredChunk]) -> None:
         seqs = [chunk.seq for chunk in chunks]
-        self.collection.update_many(
-            {"version": version, "seq": {"$in": seqs}}, {"$set": {"indexed": True}}
-        )
+        self.marks.insert_one({"version": version, "course_id": course_id, "seqs": seqs})
+
+    def indexed(self, version: str) -> set[int]:
+        return {seq for mark in self.marks.find({"version": version}) for seq in mark["seqs"]}
 
     def drop_other_versions(self, course_id: int, keep: str) -> int:
-        result = self.collection.delete_many({"course_id": course_id, "version": {"$ne": keep}})
-        return int(result.deleted_count)
+        stale = {"course_id": course_id, "version": {"$ne": keep}}
+        self.marks.delete_many(stale)
+        return int(self.collection.delete_many(stale).deleted_count)

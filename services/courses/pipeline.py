@@ -2,9 +2,13 @@
 
 Plain functions over adapters; ``services.courses.actors`` runs them in a Dramatiq worker.
 Every step can run again without harm, and a resumed job skips what is done: the chunks
-are kept in MongoDB with their vectors and an ``indexed`` mark, point ids are deterministic
-(the content service derives them from course, lesson and chunk index), and the final
-commit (job succeeded, course published, ``course.published``) happens once.
+are kept in MongoDB with a mark for each batch the content service has, point ids are
+deterministic (the content service derives them from course, lesson and chunk index), and
+the final commit (job succeeded, course published, ``course.published``) happens once.
+
+The embed step hands each batch to the index as soon as it is embedded: a vector never
+travels through MongoDB, and a crash loses at most the batch in flight. The index step then
+makes the new version the course's only one.
 """
 
 from __future__ import annotations
@@ -252,48 +256,49 @@ def _total(claim: Claim) -> int:
     return claim.chunks
 
 
-def embed(adapters: Adapters, claim: Claim) -> None:
-    """Embed the chunks without a vector, a batch at a time; the percent moves per batch."""
-    jobs.enter(adapters.sessions, claim, "embed")
-    total = _total(claim)
-    done = adapters.store.count(claim.job_id, embedded=True)
-    while batch := adapters.store.unembedded(claim.job_id, adapters.batch_size):
-        vectors = adapters.embedder.embed([piece.text for piece in batch])
-        if len(vectors) != len(batch):
-            raise RuntimeError(f"the embedder gave {len(vectors)} vectors for {len(batch)} texts")
-        adapters.store.set_vectors(claim.job_id, batch, vectors)
-        done += len(batch)
-        jobs.advance(adapters.sessions, claim, "embed", done, total)
-
-
-def _indexed(piece: StoredChunk) -> IndexedChunk:
-    assert piece.vector is not None
+def _indexed(piece: StoredChunk, vector: Sequence[float]) -> IndexedChunk:
     return IndexedChunk(
         lesson_id=piece.lesson_id,
         index=piece.index,
         locator=piece.locator,
         text=piece.text,
-        vector=piece.vector,
+        vector=list(vector),
     )
 
 
-def index(adapters: Adapters, claim: Claim) -> None:
-    """Send the chunks not yet indexed to the content service, then make this version the
-    course's only one there and here."""
-    jobs.enter(adapters.sessions, claim, "index")
+def embed(adapters: Adapters, claim: Claim) -> None:
+    """Embed the chunks the index lacks, a batch at a time, and hand each batch to the
+    content service at once; the percent moves per batch."""
+    jobs.enter(adapters.sessions, claim, "embed")
     total = _total(claim)
-    done = adapters.store.count(claim.job_id, indexed=True)
+    have = adapters.store.indexed(claim.job_id)
+    pending = [piece for piece in adapters.store.chunks(claim.job_id) if piece.seq not in have]
+    done = total - len(pending)
     with adapters.content() as content:
-        while batch := adapters.store.unindexed(claim.job_id, adapters.batch_size):
-            chunks = [_indexed(piece) for piece in batch]
+        for start in range(0, len(pending), adapters.batch_size):
+            batch = pending[start : start + adapters.batch_size]
+            vectors = adapters.embedder.embed([piece.text for piece in batch])
+            if len(vectors) != len(batch):
+                raise RuntimeError(f"the embedder gave {len(vectors)} vectors for {len(batch)}")
+            chunks = [_indexed(piece, vector) for piece, vector in zip(batch, vectors, strict=True)]
             content.index(
                 IndexBatch(course_id=claim.course_id, version=claim.job_id, chunks=chunks)
             )
-            adapters.store.mark_indexed(claim.job_id, batch)
+            adapters.store.mark_indexed(claim.job_id, claim.course_id, batch)
             done += len(batch)
-            jobs.advance(adapters.sessions, claim, "index", done, total)
-        content.activate(claim.course_id, claim.job_id)
+            jobs.advance(adapters.sessions, claim, "embed", done, total)
+
+
+def index(adapters: Adapters, claim: Claim) -> None:
+    """Make this version the course's only one, in the index and here; check the count."""
+    jobs.enter(adapters.sessions, claim, "index")
+    total = _total(claim)
+    with adapters.content() as content:
+        remaining = content.activate(claim.course_id, claim.job_id)
+    if remaining != total:
+        raise RuntimeError(f"the index holds {remaining} chunks of the course, not {total}")
     dropped = adapters.store.drop_other_versions(claim.course_id, claim.job_id)
+    jobs.advance(adapters.sessions, claim, "index", 1, 1)
     log.info("course indexed", extra={"job_id": claim.job_id, "chunks": total, "dropped": dropped})
 
 

@@ -17,8 +17,8 @@ from mesh.outbox import OutboxHandle
 from services.courses import courses, enrollment, jobs, progress
 from services.courses.models import Base, Completion, Enrollment, PublishJob, outbox
 from tests.integration.engines import SERVERS, fresh_schema
-from tests.unit.fakes import FakeCache, RecordingTasks
 from tests.unit.courses_fakes import RUNNER, TEACHER, published_course
+from tests.unit.fakes import FakeCache, RecordingTasks
 
 pytestmark = pytest.mark.integration
 

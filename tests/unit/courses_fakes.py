@@ -6,12 +6,10 @@ Each fake implements the real interface it stands for: ``ContentApi`` (the conte
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -177,66 +175,29 @@ class FakeContent(ContentApi):
         yield self
 
 
-@dataclass
-class ChunkDoc:
-    """What MemoryChunks keeps of a chunk (a MongoDB document's fields)."""
-
-    course_id: int
-    chunk: StoredChunk
-    vector: list[float] | None = None
-    indexed: bool = False
-
-    def stored(self) -> StoredChunk:
-        return dataclasses.replace(self.chunk, vector=self.vector)
-
-
 class MemoryChunks:
     """A ``ChunkStore`` in memory, keyed as the MongoDB one: (version, course, lesson, index)."""
 
     def __init__(self) -> None:
-        self.docs: dict[tuple[str, int, int, int], ChunkDoc] = {}
-
-    def _of(self, version: str) -> list[ChunkDoc]:
-        found = [doc for key, doc in self.docs.items() if key[0] == version]
-        return sorted(found, key=lambda doc: doc.chunk.seq)
+        self.docs: dict[tuple[str, int, int, int], StoredChunk] = {}
+        self.marks: list[tuple[str, int, list[int]]] = []
 
     def save(self, version: str, course_id: int, chunks: Sequence[StoredChunk]) -> None:
         for chunk in chunks:
-            key = (version, course_id, chunk.lesson_id, chunk.index)
-            if key in self.docs:
-                self.docs[key].chunk = chunk  # its vector and mark stay
-            else:
-                self.docs[key] = ChunkDoc(course_id, chunk)
+            self.docs.setdefault((version, course_id, chunk.lesson_id, chunk.index), chunk)
 
-    def count(self, version: str, *, embedded: bool = False, indexed: bool = False) -> int:
-        return sum(
-            1
-            for doc in self._of(version)
-            if (not embedded or doc.vector is not None) and (not indexed or doc.indexed)
-        )
+    def chunks(self, version: str) -> list[StoredChunk]:
+        found = [chunk for key, chunk in self.docs.items() if key[0] == version]
+        return sorted(found, key=lambda chunk: chunk.seq)
 
-    def unembedded(self, version: str, limit: int) -> list[StoredChunk]:
-        return [doc.stored() for doc in self._of(version) if doc.vector is None][:limit]
+    def mark_indexed(self, version: str, course_id: int, chunks: Sequence[StoredChunk]) -> None:
+        self.marks.append((version, course_id, [chunk.seq for chunk in chunks]))
 
-    def set_vectors(
-        self, version: str, chunks: Sequence[StoredChunk], vectors: Sequence[Sequence[float]]
-    ) -> None:
-        by_seq = {chunk.seq: list(vector) for chunk, vector in zip(chunks, vectors, strict=True)}
-        for doc in self._of(version):
-            if doc.chunk.seq in by_seq:
-                doc.vector = by_seq[doc.chunk.seq]
-
-    def unindexed(self, version: str, limit: int) -> list[StoredChunk]:
-        found = [doc for doc in self._of(version) if doc.vector is not None and not doc.indexed]
-        return [doc.stored() for doc in found][:limit]
-
-    def mark_indexed(self, version: str, chunks: Sequence[StoredChunk]) -> None:
-        seqs = {chunk.seq for chunk in chunks}
-        for doc in self._of(version):
-            if doc.chunk.seq in seqs:
-                doc.indexed = True
+    def indexed(self, version: str) -> set[int]:
+        return {seq for mark in self.marks if mark[0] == version for seq in mark[2]}
 
     def drop_other_versions(self, course_id: int, keep: str) -> int:
+        self.marks = [m for m in self.marks if m[1] != course_id or m[0] == keep]
         gone = [key for key in self.docs if key[1] == course_id and key[0] != keep]
         for key in gone:
             del self.docs[key]

@@ -10,7 +10,6 @@ from sqlalchemy.orm import sessionmaker
 from contracts.courses import CoursePatch, CourseQuery, LessonCreate, StoredFile
 from contracts.errors import Conflict, Forbidden, NotFound
 from services.courses import courses, enrollment, jobs
-from tests.unit.fakes import FakeCache, RecordingSink, RecordingTasks
 from tests.unit.courses_fakes import (
     ADMIN,
     OTHER_TEACHER,
@@ -21,6 +20,7 @@ from tests.unit.courses_fakes import (
     published_course,
     sqlite_sessions,
 )
+from tests.unit.fakes import FakeCache, RecordingSink, RecordingTasks
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from contracts.courses import EnrollmentCreated, ProgressUpdated
 from contracts.errors import Conflict, Forbidden, NotFound
 from services.courses import courses, enrollment, jobs, progress
 from services.courses.models import Progress
-from tests.unit.fakes import FakeCache, RecordingSink, RecordingTasks
 from tests.unit.courses_fakes import (
     STUDENT,
     TEACHER,
@@ -21,6 +20,7 @@ from tests.unit.courses_fakes import (
     published_course,
     sqlite_sessions,
 )
+from tests.unit.fakes import FakeCache, RecordingSink, RecordingTasks
 
 ADA, BOB, CY = 10, 11, 12
 

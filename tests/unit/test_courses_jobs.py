@@ -14,7 +14,6 @@ from contracts.courses import PIPELINE_QUEUE, PUBLISH_ACTOR, CoursePublished
 from contracts.errors import Conflict, Forbidden, NotFound
 from services.courses import courses, jobs
 from services.courses.models import PublishJob, utcnow
-from tests.unit.fakes import RecordingSink, RecordingTasks
 from tests.unit.courses_fakes import (
     ADMIN,
     OTHER_TEACHER,
@@ -27,6 +26,7 @@ from tests.unit.courses_fakes import (
     published_course,
     sqlite_sessions,
 )
+from tests.unit.fakes import RecordingSink, RecordingTasks
 
 
 class FailingTasks(RecordingTasks):

@@ -18,9 +18,9 @@ from mesh.typed import client
 from services.courses import enrollment, jobs
 from services.courses.models import PublishJob, utcnow
 from services.courses.service import CoursesService
+from tests.unit.courses_fakes import TEACHER, add_text, new_course, sqlite_sessions
 from tests.unit.fakes import FakeCache, RecordingSink, RecordingTasks
 from tests.unit.service_fakes import LocalTransport, wired
-from tests.unit.courses_fakes import TEACHER, add_text, new_course, sqlite_sessions
 
 
 @pytest.fixture

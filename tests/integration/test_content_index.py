@@ -140,9 +140,12 @@ def client(tmp_path: Path) -> Iterator[QdrantClient]:
     qdrant.close()
 
 
-@pytest.fixture
-def index(client: QdrantClient, embedder: LocalEmbedder) -> ContentIndex:
-    content = ContentIndex(client, embedder)
+@pytest.fixture(params=["per-course", "shared"])
+def index(
+    client: QdrantClient, embedder: LocalEmbedder, request: pytest.FixtureRequest
+) -> ContentIndex:
+    """Both layouts: a collection per course (local mode's), one shared (a server's)."""
+    content = ContentIndex(client, embedder, per_course=request.param == "per-course")
     content.ensure_collection()
     return content
 
@@ -270,9 +273,16 @@ def test_point_ids_are_stable_uuids() -> None:
 
 
 def test_a_collection_of_another_size_is_refused(client: QdrantClient) -> None:
-    ContentIndex(client, _FixedSize(768)).ensure_collection()
+    ContentIndex(client, _FixedSize(768), per_course=False).ensure_collection()
     with pytest.raises(CollectionMismatch, match="size 768"):
-        ContentIndex(client, _FixedSize(384)).ensure_collection()
+        ContentIndex(client, _FixedSize(384), per_course=False).ensure_collection()
+
+
+def test_a_course_collection_of_another_size_is_refused(client: QdrantClient) -> None:
+    chunk = [Chunk(lesson_id=1, index=0, position=0, locator=None, text="x")]
+    ContentIndex(client, _FixedSize(768)).upsert(COURSE, "v1", chunk, [[1.0] * 768])
+    with pytest.raises(CollectionMismatch, match="size 768"):
+        ContentIndex(client, _FixedSize(384)).upsert(COURSE, "v1", chunk, [[1.0] * 384])
 
 
 class _FixedSize:

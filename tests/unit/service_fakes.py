@@ -1,4 +1,4 @@
-"""In-memory fakes of the four services, each implementing its contracts Protocol.
+"""In-memory fakes of the services, each implementing its contracts Protocol.
 
 A fake takes and returns the contract models, validates its arguments as the real entrypoint
 does (``mesh.typed``: wire data becomes models, a bad argument is InvalidInput naming it), and
@@ -14,6 +14,7 @@ import inspect
 import itertools
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,41 @@ from contracts.catalog import (
     ReserveRequest,
     WishlistItem,
 )
-from contracts.errors import AuthenticationFailed, Conflict, MeshError, NotFound, Unavailable
+from contracts.content import (
+    ContentApi,
+    IndexBatch,
+    IndexedChunk,
+    Passage,
+    SearchRequest,
+    Version,
+)
+from contracts.courses import (
+    PUBLISH_STEPS,
+    CourseCreate,
+    CourseOut,
+    CoursePage,
+    CoursePatch,
+    CoursePublished,
+    CourseQuery,
+    CoursesApi,
+    EnrollmentCreated,
+    EnrollmentOut,
+    JobId,
+    JobOut,
+    LessonCreate,
+    LessonOut,
+    MyCourse,
+    ProgressOut,
+    ProgressUpdated,
+)
+from contracts.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    MeshError,
+    NotFound,
+    Unavailable,
+)
 from contracts.notifications import (
     ListRequest,
     NotificationOut,
@@ -60,7 +95,15 @@ from contracts.orders import (
     Status,
     StatusChange,
 )
-from contracts.users import Credentials, Email, RegisterRequest, UserOut, UserRegistered, UsersApi
+from contracts.users import (
+    Credentials,
+    Email,
+    RegisterRequest,
+    Role,
+    UserOut,
+    UserRegistered,
+    UsersApi,
+)
 from mesh.errors import register_remote_errors
 from mesh.typed import shape
 
@@ -157,10 +200,12 @@ class FakeUsers(UsersApi):
         *,
         name: str = "Ada",
         password: str = PASSWORD,
+        role: Role = "student",
         is_admin: bool = False,
     ) -> UserOut:
         """Register a user (the contract applies), and make it an administrator if asked."""
-        user = self.register(RegisterRequest(email=email, password=password, name=name))
+        request = RegisterRequest(email=email, password=password, name=name, role=role)
+        user = self.register(request)
         return self.promote_admin(user.email) if is_admin else user
 
     def _by_email(self, email: str) -> UserOut | None:
@@ -609,3 +654,393 @@ class FakeNotifications(NotificationsApi):
     @validated
     def get_notifications(self, request: OrderNotificationsRequest) -> list[NotificationOut]:
         return self._newest(lambda n: n.order_id == request.order_id, request.limit)
+
+
+# ----------------------------------------------------------------- courses
+
+COURSE_NOT_FOUND = "course not found"
+LESSON_NOT_FOUND = "lesson not found"
+JOB_NOT_FOUND = "job not found"
+NOT_ENROLLED = "not enrolled in this course"
+ALREADY_ENROLLED = "already enrolled in this course"
+
+
+def _teaches(course: CourseOut, viewer: Viewer) -> bool:
+    """The course's instructor, or an administrator (only ``True`` is one)."""
+    return viewer.is_admin is True or course.instructor_id == viewer.user_id
+
+
+def _visible(course: CourseOut) -> bool:
+    """Seen by everyone: published at least once (it stays visible while republished)."""
+    return course.published_at is not None
+
+
+class FakeCourses(CoursesApi):
+    """The courses service in memory, with its rules (``services/courses/access.py``).
+
+    A course is visible to all once published (``published_at`` set), before that to its
+    instructor and administrators only: NotFound to anyone else. Changing a visible course one
+    does not teach is Forbidden. ``publish`` only queues a job, as the real service hands it to
+    the pipeline; :meth:`run_job` and :meth:`fail_job` play the pipeline's end (``run_job``
+    indexes each text lesson as one chunk in ``content`` when given one).
+    """
+
+    def __init__(self, content: ContentApi | None = None, now: Clock = utcnow) -> None:
+        self.content = content
+        self.now = now
+        self.courses: dict[int, CourseOut] = {}
+        self.lessons: dict[int, LessonOut] = {}
+        self.texts: dict[int, str] = {}
+        self.enrollments: dict[tuple[int, int], datetime] = {}
+        self.completed: dict[tuple[int, int], int] = {}  # (course, user) -> lessons done
+        self.done: set[tuple[int, int]] = set()  # (lesson, user)
+        self.jobs: dict[str, JobOut] = {}
+        self.events: list[Event] = []
+        self._course_ids = itertools.count(1)
+        self._lesson_ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._enrolled_seq: dict[tuple[int, int], int] = {}
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "courses"
+
+    # conveniences for tests (not part of the Protocol)
+
+    def add(
+        self,
+        instructor_id: int,
+        title: str = "Python",
+        *,
+        lessons: tuple[str, ...] = ("Decorators wrap functions.",),
+        published: bool = False,
+        capacity: int | None = None,
+    ) -> CourseOut:
+        """A course with a text lesson per item of ``lessons``, published if asked."""
+        course = self.create_course(instructor_id, CourseCreate(title=title, capacity=capacity))
+        teacher = Viewer(user_id=instructor_id)
+        for number, text in enumerate(lessons, start=1):
+            self.add_lesson(course.id, teacher, LessonCreate(title=f"Lesson {number}", text=text))
+        if published:
+            self.run_job(self.publish(course.id, teacher).id)
+        return self.courses[course.id]
+
+    def run_job(self, job_id: str) -> JobOut:
+        """The pipeline succeeds: the job is done, the course published, its text indexed."""
+        job = self.jobs[job_id]
+        assert job.status in ("queued", "running"), f"job {job_id} is {job.status}"
+        course = self.courses[job.course_id]
+        chunks = [
+            IndexedChunk(lesson_id=lesson.id, index=0, text=self.texts[lesson.id], vector=[1.0])
+            for lesson in self._lessons_of(course.id)
+            if lesson.id in self.texts
+        ]
+        if self.content is not None:
+            self.content.index(IndexBatch(course_id=course.id, version=job.id, chunks=chunks))
+            self.content.activate(course.id, job.id)
+        if course.status == "publishing":
+            self._set_course(
+                course, status="published", published_at=course.published_at or self.now()
+            )
+        event = CoursePublished(
+            course_id=course.id,
+            instructor_id=course.instructor_id,
+            job_id=job.id,
+            chunks=len(chunks),
+        )
+        self.events.append(event)
+        last = len(PUBLISH_STEPS)
+        return self._set_job(
+            job, status="succeeded", step=PUBLISH_STEPS[-1], step_index=last, percent=100
+        )
+
+    def fail_job(self, job_id: str, error: str) -> JobOut:
+        """The pipeline gives up: the job and the course being published fail."""
+        job = self.jobs[job_id]
+        course = self.courses[job.course_id]
+        if course.status == "publishing":
+            self._set_course(course, status="failed")
+        return self._set_job(job, status="failed", error=error)
+
+    # helpers
+
+    def _find(self, course_id: int) -> CourseOut:
+        course = self.courses.get(course_id)
+        if course is None:
+            raise NotFound(COURSE_NOT_FOUND)
+        return course
+
+    def _seen(self, course_id: int, viewer: Viewer) -> CourseOut:
+        course = self._find(course_id)
+        if not (_visible(course) or _teaches(course, viewer)):
+            raise NotFound(COURSE_NOT_FOUND)
+        return course
+
+    def _owned(self, course_id: int, viewer: Viewer) -> CourseOut:
+        course = self._seen(course_id, viewer)
+        if not _teaches(course, viewer):
+            raise Forbidden("only the course's instructor can change it")
+        return course
+
+    def _lessons_of(self, course_id: int) -> list[LessonOut]:
+        found = [lesson for lesson in self.lessons.values() if lesson.course_id == course_id]
+        return sorted(found, key=lambda lesson: (lesson.position, lesson.id))
+
+    def _set_course(self, course: CourseOut, **values: Any) -> CourseOut:
+        self.courses[course.id] = course.model_copy(update={**values, "updated_at": self.now()})
+        return self.courses[course.id]
+
+    def _set_job(self, job: JobOut, **values: Any) -> JobOut:
+        self.jobs[job.id] = job.model_copy(update={**values, "updated_at": self.now()})
+        return self.jobs[job.id]
+
+    def _enrolled(self, course_id: int, user_id: int) -> bool:
+        return (course_id, user_id) in self.enrollments
+
+    def _progress(self, course_id: int, user_id: int) -> ProgressOut:
+        done, total = self.completed.get((course_id, user_id), 0), self.courses[course_id].lessons
+        percent = min(done * 100 // total, 100) if total else 0
+        return ProgressOut(
+            course_id=course_id, user_id=user_id, completed=done, total=total, percent=percent
+        )
+
+    # courses
+
+    @validated
+    def create_course(self, instructor_id: Id, course: CourseCreate) -> CourseOut:
+        now = self.now()
+        out = CourseOut(
+            id=next(self._course_ids),
+            instructor_id=instructor_id,
+            title=course.title,
+            description=course.description,
+            capacity=course.capacity,
+            enrolled=0,
+            status="draft",
+            lessons=0,
+            created_at=now,
+            updated_at=now,
+        )
+        self.courses[out.id] = out
+        return out
+
+    @validated
+    def update_course(self, course_id: Id, viewer: Viewer, patch: CoursePatch) -> CourseOut:
+        course = self._owned(course_id, viewer)
+        values = patch.model_dump(exclude_unset=True)
+        if "capacity" in values and course.enrolled > values["capacity"]:
+            raise Conflict("more students are enrolled than this capacity")
+        return self._set_course(course, **values)
+
+    @validated
+    def list_courses(self, query: CourseQuery) -> CoursePage:
+        published = [c for c in self.courses.values() if c.status == "published"]
+        published.sort(key=lambda c: (c.published_at, c.id), reverse=True)
+        items = published[query.offset : query.offset + query.limit]
+        return CoursePage(items=items, total=len(published), limit=query.limit, offset=query.offset)
+
+    @validated
+    def get_course(self, course_id: Id, viewer: Viewer) -> CourseOut:
+        return self._seen(course_id, viewer)
+
+    # lessons
+
+    @validated
+    def add_lesson(self, course_id: Id, viewer: Viewer, lesson: LessonCreate) -> LessonOut:
+        course = self._owned(course_id, viewer)
+        if course.status == "publishing":
+            raise Conflict("the course is being published: try again when its job is done")
+        siblings = self._lessons_of(course_id)
+        position = lesson.position
+        if position is None:
+            position = max((s.position for s in siblings), default=-1) + 1
+        else:  # the lessons from there on move one down to make room
+            for sibling in siblings:
+                if sibling.position >= position:
+                    moved = sibling.model_copy(update={"position": sibling.position + 1})
+                    self.lessons[sibling.id] = moved
+        if lesson.text is not None:
+            kind, size = "text", len(lesson.text)
+        else:
+            assert lesson.file is not None  # the contract gives one or the other
+            kind, size = lesson.file.kind, lesson.file.size
+        out = LessonOut(
+            id=next(self._lesson_ids),
+            course_id=course_id,
+            title=lesson.title,
+            position=position,
+            kind=kind,
+            size=size,
+            created_at=self.now(),
+        )
+        self.lessons[out.id] = out
+        if lesson.text is not None:
+            self.texts[out.id] = lesson.text
+        self._set_course(course, lessons=course.lessons + 1)
+        return out
+
+    @validated
+    def list_lessons(self, course_id: Id, viewer: Viewer) -> list[LessonOut]:
+        self._seen(course_id, viewer)
+        return self._lessons_of(course_id)
+
+    # publishing
+
+    @validated
+    def publish(self, course_id: Id, viewer: Viewer) -> JobOut:
+        course = self._owned(course_id, viewer)
+        if course.status == "publishing":
+            raise Conflict("the course is already being published")
+        if not course.lessons:
+            raise Conflict("add at least one lesson before publishing the course")
+        now = self.now()
+        job = JobOut(
+            id=uuid.uuid4().hex,
+            course_id=course_id,
+            status="queued",
+            step=PUBLISH_STEPS[0],
+            step_index=0,
+            percent=0,
+            created_at=now,
+            updated_at=now,
+        )
+        self.jobs[job.id] = job
+        self._set_course(course, status="publishing")
+        return job
+
+    @validated
+    def get_job(self, job_id: JobId, viewer: Viewer) -> JobOut:
+        job = self.jobs.get(job_id)
+        if job is None or not _teaches(self.courses[job.course_id], viewer):
+            raise NotFound(JOB_NOT_FOUND)
+        return job
+
+    # students
+
+    @validated
+    def enroll(self, course_id: Id, user_id: Id) -> EnrollmentOut:
+        if self._enrolled(course_id, user_id):
+            raise Conflict(ALREADY_ENROLLED)
+        course = self._seen(course_id, Viewer(user_id=user_id))  # a draft: NotFound
+        if course.status != "published":
+            raise Conflict("course is not open for enrolment")
+        if course.capacity is not None and course.enrolled >= course.capacity:
+            raise Conflict("course is full")
+        enrolled_at = self.now()
+        self.enrollments[course_id, user_id] = enrolled_at
+        self._enrolled_seq[course_id, user_id] = next(self._seq)
+        self._set_course(course, enrolled=course.enrolled + 1)
+        self.events.append(EnrollmentCreated(course_id=course_id, user_id=user_id))
+        return EnrollmentOut(course_id=course_id, user_id=user_id, enrolled_at=enrolled_at)
+
+    @validated
+    def my_courses(self, user_id: Id) -> list[MyCourse]:
+        mine = [pair for pair in self.enrollments if pair[1] == user_id]
+        mine.sort(key=lambda pair: (self.enrollments[pair], self._enrolled_seq[pair]))
+        return [
+            MyCourse(course=self.courses[course_id], enrolled_at=self.enrollments[course_id, user])
+            for course_id, user in reversed(mine)
+        ]
+
+    @validated
+    def complete_lesson(self, lesson_id: Id, user_id: Id) -> ProgressOut:
+        lesson = self.lessons.get(lesson_id)
+        if lesson is None or not _visible(self.courses[lesson.course_id]):
+            raise NotFound(LESSON_NOT_FOUND)
+        course_id = lesson.course_id
+        if not self._enrolled(course_id, user_id):
+            raise Forbidden("only students enrolled in the course can complete its lessons")
+        if (lesson_id, user_id) not in self.done:
+            self.done.add((lesson_id, user_id))
+            self.completed[course_id, user_id] = self.completed.get((course_id, user_id), 0) + 1
+            progress = self._progress(course_id, user_id)
+            self.events.append(
+                ProgressUpdated(
+                    course_id=course_id,
+                    user_id=user_id,
+                    lesson_id=lesson_id,
+                    completed=progress.completed,
+                    total=progress.total,
+                )
+            )
+        return self._progress(course_id, user_id)
+
+    @validated
+    def get_progress(self, course_id: Id, user_id: Id) -> ProgressOut:
+        if course_id not in self.courses or not self._enrolled(course_id, user_id):
+            raise NotFound(NOT_ENROLLED)
+        return self._progress(course_id, user_id)
+
+    @validated
+    def check_access(self, course_id: Id, viewer: Viewer) -> CourseOut:
+        course = self._find(course_id)
+        if _teaches(course, viewer) or self._enrolled(course_id, viewer.user_id):
+            return course
+        if _visible(course):
+            raise Forbidden("enrol in the course to see its content")
+        raise NotFound(COURSE_NOT_FOUND)
+
+
+# ----------------------------------------------------------------- content
+
+_TERM = re.compile(r"\w+")
+
+
+def _terms(text: str) -> set[str]:
+    return {term.lower() for term in _TERM.findall(text)}
+
+
+class FakeContent(ContentApi):
+    """The content service's index in memory: one chunk per (course, lesson, index).
+
+    As the real index: a chunk indexed again overwrites the one at its place, whatever the
+    version; ``activate`` drops the course's chunks of every other version; ``search`` answers
+    up to ``limit`` chunks of the course (the real one's dense half always finds some), those
+    sharing more words with the query first.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: dict[tuple[int, int, int], tuple[str, IndexedChunk]] = {}
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "content"
+
+    @validated
+    def search(self, request: SearchRequest) -> list[Passage]:
+        wanted = _terms(request.q)
+        found = [
+            (len(wanted & _terms(chunk.text)), chunk)
+            for (course_id, _, _), (_, chunk) in self.chunks.items()
+            if course_id == request.course_id
+        ]
+        found.sort(key=lambda pair: (-pair[0], pair[1].lesson_id, pair[1].index))
+        return [
+            Passage(
+                lesson_id=chunk.lesson_id,
+                position=chunk.index,
+                locator=chunk.locator,
+                text=chunk.text,
+                score=1 / (60 + rank),  # reciprocal rank fusion's scale
+            )
+            for rank, (_, chunk) in enumerate(found[: request.limit], start=1)
+        ]
+
+    @validated
+    def index(self, batch: IndexBatch) -> int:
+        for chunk in batch.chunks:
+            self.chunks[batch.course_id, chunk.lesson_id, chunk.index] = (batch.version, chunk)
+        return len(batch.chunks)
+
+    @validated
+    def activate(self, course_id: Id, version: Version) -> int:
+        self.chunks = {
+            key: value
+            for key, value in self.chunks.items()
+            if key[0] != course_id or value[0] == version
+        }
+        return self.count(course_id)
+
+    @validated
+    def count(self, course_id: Id) -> int:
+        return sum(1 for key in self.chunks if key[0] == course_id)

@@ -6,31 +6,46 @@ import base64
 import json
 from datetime import timedelta
 
+import pytest
 from flask_jwt_extended import create_access_token, decode_token
 
+from contracts.errors import InvalidInput, Unavailable
 from gateway.auth import FAMILY_REVOKED_KEY, REVOKED_KEY, USED_KEY
-from tests.unit.gateway_helpers import bearer
-
-PASSWORD = "correct horse battery"
-
+from tests.unit.gateway_helpers import assert_error, bearer
+from tests.unit.service_fakes import PASSWORD
 
 # ----------------------------------------------------------------- register
 
 
-def test_register_returns_201_without_password_or_admin_flag(client, fake_rpc):
+def test_register_returns_201_without_password_or_admin_flag(client, fake_users):
     body = {"email": "Ada@Example.com", "password": PASSWORD, "name": "  Ada   Lovelace "}
     response = client.post("/api/auth/register", json=body)
     assert response.status_code == 201
     data = response.get_json()
-    assert set(data) == {"id", "email", "name", "created_at"}
+    assert set(data) == {"id", "email", "name", "role", "created_at"}
     assert data["email"] == "ada@example.com"
     assert data["name"] == "Ada Lovelace"
-    service, method, args, _ = fake_rpc.calls[-1]
-    assert (service, method) == ("users", "register")
-    assert args[0]["email"] == "ada@example.com"
+    assert data["role"] == "student"  # the default
+    [stored] = fake_users.users.values()
+    assert (stored.id, stored.email, stored.is_admin) == (data["id"], "ada@example.com", False)
 
 
-def test_register_invalid_fields_give_422_with_one_detail_per_field(client, fake_rpc):
+def test_register_as_an_instructor_keeps_the_role(client, fake_users):
+    body = {"email": "ian@example.com", "password": PASSWORD, "name": "Ian", "role": "instructor"}
+    response = client.post("/api/auth/register", json=body)
+    assert response.status_code == 201 and response.get_json()["role"] == "instructor"
+    assert fake_users.get_user(response.get_json()["id"]).role == "instructor"
+
+
+@pytest.mark.parametrize("role", ["admin", "teacher", "", None, 1])
+def test_register_with_another_role_is_422(client, fake_users, role):
+    body = {"email": "eve@example.com", "password": PASSWORD, "name": "Eve", "role": role}
+    details = assert_error(client.post("/api/auth/register", json=body), 422, "invalid_input")
+    assert [d["field"] for d in details["details"]] == ["role"]
+    assert fake_users.users == {}
+
+
+def test_register_invalid_fields_give_422_with_one_detail_per_field(client, fake_users):
     body = {"email": "not-an-email", "password": "short", "name": ""}
     response = client.post("/api/auth/register", json=body)
     assert response.status_code == 422
@@ -38,7 +53,7 @@ def test_register_invalid_fields_give_422_with_one_detail_per_field(client, fake
     assert data["error"] == "invalid_input"
     assert {d["field"] for d in data["details"]} == {"email", "password", "name"}
     assert all(d["message"] for d in data["details"])
-    assert fake_rpc.calls == []  # never reached the service
+    assert fake_users.users == {}  # never reached the service
 
 
 def test_register_wrong_types_and_unknown_fields_give_422(client):
@@ -49,8 +64,12 @@ def test_register_wrong_types_and_unknown_fields_give_422(client):
     assert fields == {"email", "password", "is_admin"}
 
 
-def test_register_invalid_input_from_the_service_keeps_its_details(client):
-    body = {"email": "ada@example.com", "password": PASSWORD, "name": "invalid-on-server"}
+def test_register_invalid_input_from_the_service_keeps_its_details(client, fake_users, monkeypatch):
+    def refuse(request):
+        raise InvalidInput("invalid input", [{"field": "name", "message": "refused"}])
+
+    monkeypatch.setattr(fake_users, "register", refuse)
+    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
     response = client.post("/api/auth/register", json=body)
     assert response.status_code == 422
     assert response.get_json()["details"] == [{"field": "name", "message": "refused"}]
@@ -79,7 +98,19 @@ def test_login_returns_a_bearer_pair(client, register, app):
         access = decode_token(data["access_token"])
         refresh = decode_token(data["refresh_token"])
     assert access["sub"] == "1" and access["type"] == "access" and access["adm"] is False
+    assert access["rol"] == "student"
     assert refresh["type"] == "refresh" and refresh["fam"] == access["fam"]
+    assert "adm" not in refresh and "rol" not in refresh
+
+
+def test_the_access_token_carries_the_users_role(client, login, app):
+    pair = login("ian@example.com", role="instructor")
+    with app.app_context():
+        assert decode_token(pair["access_token"])["rol"] == "instructor"
+    admin = login("root@example.com", admin=True)
+    with app.app_context():
+        claims = decode_token(admin["access_token"])
+    assert (claims["rol"], claims["adm"]) == ("student", True)
 
 
 def test_login_failure_is_one_generic_401(client, register):
@@ -153,20 +184,39 @@ def test_access_refuses_a_refresh_token(client, login):
     assert response.status_code == 401
 
 
-def test_refresh_when_the_service_is_down_does_not_burn_the_token(client, login, fake_rpc):
-    from mesh.errors import Unavailable
-
+def test_refresh_when_the_service_is_down_does_not_burn_the_token(
+    client, login, fake_users, monkeypatch
+):
     pair = login()
-    handler = fake_rpc.handlers[("users", "get_user")]
 
     def down(_user_id):
         raise Unavailable("service users did not answer")
 
     refresh = bearer(pair["refresh_token"])
-    fake_rpc.handlers[("users", "get_user")] = down
-    assert client.post("/api/auth/refresh", headers=refresh).status_code == 503
-    fake_rpc.handlers[("users", "get_user")] = handler
+    with monkeypatch.context() as patch:
+        patch.setattr(fake_users, "get_user", down)
+        assert_error(client.post("/api/auth/refresh", headers=refresh), 503, "unavailable")
     assert client.post("/api/auth/refresh", headers=refresh).status_code == 200
+
+
+def test_refresh_of_a_deleted_account_is_401_and_revokes_the_login(
+    client, login, fake_users, app, fake_redis
+):
+    pair = login()
+    fake_users.users.clear()
+    response = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"]))
+    assert assert_error(response, 401, "unauthorized")["message"] == "the account no longer exists"
+    with app.app_context():
+        family = decode_token(pair["refresh_token"])["fam"]
+    assert fake_redis.exists(FAMILY_REVOKED_KEY.format(fam=family)) == 1
+
+
+def test_refresh_gives_the_current_role_and_admin_flag(client, login, fake_users, app):
+    pair = login()
+    fake_users.promote_admin("ada@example.com")
+    rotated = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"])).get_json()
+    with app.app_context():
+        assert decode_token(rotated["access_token"])["adm"] is True
 
 
 # ----------------------------------------------------------------- logout

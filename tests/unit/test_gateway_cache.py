@@ -8,10 +8,10 @@ import logging
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from contracts.errors import NotFound
 from contracts.users import PublicUser
 from gateway.cache import ResponseCache
 from mesh.cache_keys import generation_key, value_key
-from mesh.errors import NotFound
 
 
 class Loader:

@@ -6,14 +6,15 @@ import json
 import logging
 
 import pytest
-from nameko.exceptions import RemoteError
 
+from contracts.errors import Unavailable
+from gateway.deps import Services
 from gateway.limits import account_key
-from mesh.errors import Unavailable
 from tests.unit.gateway_helpers import assert_error
+from tests.unit.service_fakes import PASSWORD, FakeUsers
 
-PASSWORD = "correct horse battery"
 REGISTER = "/api/auth/register"
+ADA = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
 
 
 # ----------------------------------------------------------------- bodies
@@ -26,11 +27,11 @@ def test_malformed_or_non_object_json_is_400(client, raw):
 
 
 @pytest.mark.parametrize("path", ["/api/auth/login", REGISTER])
-def test_too_deeply_nested_json_is_400_not_500(client, fake_rpc, path):
+def test_too_deeply_nested_json_is_400_not_500(client, transport, path):
     response = client.post(path, data="[" * 30000, content_type="application/json")
     body = assert_error(response, 400, "bad_request")
     assert body["message"] == "the body is not valid JSON"
-    assert fake_rpc.calls == []
+    assert transport.calls == []
 
 
 def test_the_account_key_of_an_unparsable_body_is_the_ip(app):
@@ -51,11 +52,13 @@ def test_non_json_content_type_is_415(client):
     assert_error(response, 415, "unsupported_media_type")
 
 
-def test_body_over_the_limit_is_413(make_app):
+def test_body_over_the_limit_is_413_and_names_it(make_app, fake_users):
     app = make_app(MAX_CONTENT_LENGTH=2048)
     body = json.dumps({"email": "a@example.com", "password": "x" * 4096, "name": "A"})
     response = app.test_client().post(REGISTER, data=body, content_type="application/json")
-    assert_error(response, 413, "payload_too_large")
+    error = assert_error(response, 413, "payload_too_large")
+    assert "2048 bytes" in error["message"]
+    assert fake_users.users == {}
 
 
 def test_unknown_route_is_404_json(client):
@@ -71,58 +74,84 @@ def test_wrong_method_is_405_json_with_allow(client):
 # ----------------------------------------------------------------- service failures
 
 
-def test_unavailable_service_is_503(client, fake_rpc):
-    def down(_payload):
+def test_an_error_from_a_service_has_no_details_unless_it_carries_some(client, fake_catalog):
+    """An error crosses nameko's serialisation with its real arguments only: no "None"."""
+    missing = client.get("/api/products/42")
+    assert missing.get_json() == {"error": "not_found", "message": "product not found"}
+
+
+def test_an_error_with_details_keeps_them_across_the_wire(client, fake_users, monkeypatch):
+    from contracts.errors import Conflict
+
+    def taken(_request):
+        raise Conflict("e-mail already registered", {"field": "email"})
+
+    monkeypatch.setattr(fake_users, "register", taken)
+    body = assert_error(client.post(REGISTER, json=ADA), 409, "conflict")
+    assert body == {
+        "error": "conflict",
+        "message": "e-mail already registered",
+        "details": {"field": "email"},
+    }
+
+
+def test_unavailable_service_is_503(client, fake_users, monkeypatch):
+    def down(_request):
         raise Unavailable("service users did not answer")
 
-    fake_rpc.handlers[("users", "register")] = down
-    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
-    response = client.post(REGISTER, json=body)
+    monkeypatch.setattr(fake_users, "register", down)
+    response = client.post(REGISTER, json=ADA)
     assert assert_error(response, 503, "unavailable")["message"] == "service users did not answer"
 
 
-def test_unexpected_remote_error_is_500_without_a_traceback(client, fake_rpc):
-    def broken(_payload):
-        raise RemoteError("ZeroDivisionError", "division by zero in users/logic.py line 3")
+def test_unexpected_remote_error_is_500_without_a_traceback(client, fake_users, monkeypatch):
+    def broken(_request):
+        return 1 / 0  # crosses the wire as nameko's RemoteError
 
-    fake_rpc.handlers[("users", "register")] = broken
-    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
-    response = client.post(REGISTER, json=body)
+    monkeypatch.setattr(fake_users, "register", broken)
+    response = client.post(REGISTER, json=ADA)
     data = assert_error(response, 500, "internal_error")
     assert "Zero" not in response.get_data(as_text=True)
     assert data == {"error": "internal_error", "message": "internal error"}
 
 
-def test_local_bug_is_500_without_a_traceback(client, fake_rpc):
-    def buggy(_payload):
+class BuggyUsers(FakeUsers):
+    """A users client that fails inside the gateway's process, not behind RPC."""
+
+    def register(self, request):
         raise KeyError("secret internals")
 
-    fake_rpc.handlers[("users", "register")] = buggy
-    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
-    response = client.post(REGISTER, json=body)
+
+def test_local_bug_is_500_without_a_traceback(make_app, services):
+    app = make_app(services_=Services(**{**vars(services), "users": BuggyUsers()}))
+    response = app.test_client().post(REGISTER, json=ADA)
     assert_error(response, 500, "internal_error")
     assert "secret" not in response.get_data(as_text=True)
 
 
-def test_answer_breaking_its_contract_is_500(client, fake_rpc):
-    fake_rpc.handlers[("users", "register")] = lambda _payload: {"id": "not a number"}
-    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
-    assert_error(client.post(REGISTER, json=body), 500, "internal_error")
+def test_answer_breaking_its_contract_is_500(client, fake_users, monkeypatch):
+    monkeypatch.setattr(fake_users, "register", lambda _request: {"id": "not a number"})
+    assert_error(client.post(REGISTER, json=ADA), 500, "internal_error")
 
 
-def test_a_broken_answer_is_logged_without_the_values_it_carried(client, fake_rpc, caplog):
-    fake_rpc.handlers[("users", "register")] = lambda _payload: {
-        "id": "not-a-number",
-        "email": "leaked-secret@example.com",
-        "is_admin": "secret-flag",
-    }
-    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
+def test_a_broken_answer_is_logged_without_the_values_it_carried(
+    client, fake_users, monkeypatch, caplog
+):
+    monkeypatch.setattr(
+        fake_users,
+        "register",
+        lambda _request: {
+            "id": "not-a-number",
+            "email": "leaked-secret@example.com",
+            "is_admin": "secret-flag",
+        },
+    )
     with caplog.at_level(logging.ERROR):
-        assert_error(client.post(REGISTER, json=body), 500, "internal_error")
+        assert_error(client.post(REGISTER, json=ADA), 500, "internal_error")
 
-    [record] = [r for r in caplog.records if r.name == "gateway.http"]
+    [record] = [r for r in caplog.records if r.name == "mesh.typed"]
     message = record.getMessage()
-    assert "UserOut" in message and "id" in message and "is_admin" in message
+    assert "users.register" in message and "id" in message and "is_admin" in message
     for leaked in ("not-a-number", "leaked-secret", "secret-flag", "input_value"):
         assert leaked not in caplog.text
 
@@ -143,18 +172,22 @@ def test_redis_down_while_checking_a_token_is_503(client, login, fake_redis, mon
 # ----------------------------------------------------------------- correlation id
 
 
-def test_a_sane_request_id_is_echoed_and_sent_over_rpc(client, fake_rpc):
-    body = {"email": "ada@example.com", "password": PASSWORD, "name": "Ada"}
-    response = client.post(REGISTER, json=body, headers={"X-Request-ID": "abc-123_XYZ"})
+def test_a_sane_request_id_is_echoed_and_is_the_services_correlation_id(client, transport):
+    response = client.post(REGISTER, json=ADA, headers={"X-Request-ID": "abc-123_XYZ"})
     assert response.headers["X-Request-ID"] == "abc-123_XYZ"
-    assert fake_rpc.calls[-1][3] == "abc-123_XYZ"
+    assert [(c.method, c.correlation_id) for c in transport.calls] == [("register", "abc-123_XYZ")]
 
 
-@pytest.mark.parametrize("bad", ["has space", "x" * 65, "semi;colon", ""])
-def test_an_insane_request_id_is_replaced(client, bad):
-    response = client.get("/health", headers={"X-Request-ID": bad})
-    echoed = response.headers["X-Request-ID"]
-    assert echoed != bad and len(echoed) == 32
+@pytest.mark.parametrize(
+    "bad", ["has space", "x" * 65, "semi;colon", "", "\u00e9t\u00e9", "tab\there"]
+)
+def test_an_insane_request_id_is_replaced_never_refused(client, bad):
+    """The document says any string is accepted; the answer carries a sane one."""
+    for path in ("/health", "/api/products"):
+        response = client.get(path, headers={"X-Request-ID": bad})
+        assert response.status_code == 200
+        echoed = response.headers["X-Request-ID"]
+        assert echoed != bad and len(echoed) == 32 and echoed.isalnum()
 
 
 def test_errors_carry_a_request_id_too(client):
@@ -194,7 +227,7 @@ def test_login_is_limited_per_ip(make_app):
     assert _login(client, "user9@example.com", ip="10.9.9.9").status_code == 401
 
 
-def test_register_is_limited_per_ip(make_app):
+def test_register_is_limited_per_ip(make_app, fake_users):
     client = make_app(REGISTER_RATE_IP="2/minute").test_client()
     for n in range(2):
         body = {"email": f"u{n}@example.com", "password": PASSWORD, "name": "U"}
@@ -203,6 +236,7 @@ def test_register_is_limited_per_ip(make_app):
     response = client.post(REGISTER, json=body)
     assert_error(response, 429, "rate_limited")
     assert "Retry-After" in response.headers
+    assert len(fake_users.users) == 2
 
 
 def test_every_api_route_shares_one_budget_per_ip(make_app):

@@ -4,44 +4,53 @@ from __future__ import annotations
 
 import re
 
-from gateway.routes.health import init_ready
-from mesh.errors import Unavailable
+from gateway.routes.health import READY_SERVICES, init_ready
+
+EVERY_SERVICE = READY_SERVICES
 
 
-def test_health_needs_nothing(client, fake_rpc, fake_redis):
+def test_readiness_pings_every_service_of_the_mesh():
+    assert {"users", "catalog", "orders", "notifications", "courses", "content"} <= set(
+        READY_SERVICES
+    )
+
+
+def test_health_needs_nothing(client, fake_rpc, transport, fake_redis):
     fake_redis.down = True
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
-    assert fake_rpc.calls == []
+    assert fake_rpc.pings == [] and transport.calls == []
 
 
-def test_ready_when_every_dependency_answers(client):
+def test_ready_when_every_dependency_answers(client, fake_rpc):
     response = client.get("/ready")
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ready",
-        "services": {"users": "ok", "catalog": "ok", "orders": "ok", "notifications": "ok"},
+        "services": dict.fromkeys(EVERY_SERVICE, "ok"),
         "redis": "ok",
     }
+    assert sorted(fake_rpc.pings) == sorted(READY_SERVICES)
 
 
 def test_not_ready_when_a_service_does_not_answer(client, fake_rpc):
-    def down():
-        raise Unavailable("service notifications did not answer")
-
-    fake_rpc.handlers[("notifications", "ping")] = down
+    fake_rpc.down.add("notifications")
     response = client.get("/ready")
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "unavailable"
     assert body["services"] == {
-        "users": "ok",
-        "catalog": "ok",
-        "orders": "ok",
+        **dict.fromkeys(EVERY_SERVICE, "ok"),
         "notifications": "unavailable",
     }
     assert body["redis"] == "ok"
+
+
+def test_a_service_answering_the_wrong_name_is_not_ready(client, fake_courses, monkeypatch):
+    monkeypatch.setattr(fake_courses, "ping", lambda: "catalog")
+    body = client.get("/ready").get_json()
+    assert (body["status"], body["services"]["courses"]) == ("unavailable", "unexpected answer")
 
 
 def test_not_ready_when_redis_does_not_answer(client, fake_redis):
@@ -51,34 +60,30 @@ def test_not_ready_when_redis_does_not_answer(client, fake_redis):
     assert response.get_json()["redis"] == "unavailable"
 
 
-def _pings(fake_rpc) -> int:
-    return sum(1 for call in fake_rpc.calls if call[1] == "ping")
+ROUND = len(EVERY_SERVICE)  # pings in one readiness round
 
 
 def test_ready_pings_at_most_once_per_two_seconds(app, client, fake_rpc, clock):
     init_ready(app, clock=clock)
     assert client.get("/ready").status_code == 200
-    assert _pings(fake_rpc) == 4
+    assert len(fake_rpc.pings) == ROUND
 
-    def down():
-        raise Unavailable("service orders did not answer")
-
-    fake_rpc.handlers[("orders", "ping")] = down
+    fake_rpc.down.add("orders")
     clock.now += 1.9
     assert client.get("/ready").status_code == 200  # the cached answer
-    assert _pings(fake_rpc) == 4
+    assert len(fake_rpc.pings) == ROUND
 
     clock.now += 0.1
     response = client.get("/ready")
     assert response.status_code == 503
     assert response.get_json()["services"]["orders"] == "unavailable"
-    assert _pings(fake_rpc) == 8
+    assert len(fake_rpc.pings) == 2 * ROUND
 
 
 def test_each_app_has_its_own_readiness_cache(make_app, fake_rpc):
     make_app().test_client().get("/ready")
     make_app().test_client().get("/ready")
-    assert _pings(fake_rpc) == 8
+    assert len(fake_rpc.pings) == 2 * ROUND
 
 
 def test_metrics_count_requests_by_route_and_status(client):
@@ -117,7 +122,7 @@ def test_openapi_lists_every_route_of_the_app(client, app):
     assert spec["openapi"].startswith("3.1")
     documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
     served = {
-        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
+        (re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
@@ -145,7 +150,12 @@ def test_openapi_refs_resolve_and_errors_use_the_error_schema(client):
     assert "403" in spec["paths"]["/api/events/stream"]["get"]["responses"]
 
 
-CACHED_ROUTES = ("/api/products/{product_id}", "/api/orders/{order_id}", "/api/users/{user_id}")
+CACHED_ROUTES = (
+    "/api/products/{product_id}",
+    "/api/orders/{order_id}",
+    "/api/users/{user_id}",
+    "/api/courses/{course_id}/progress",
+)
 
 
 def test_openapi_documents_the_cache_header_on_cached_routes_only(client):
@@ -187,6 +197,16 @@ def test_docs_page_links_the_raw_spec(client):
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     assert 'href="/api/openapi.json"' in response.get_data(as_text=True)
+
+
+def test_docs_assets_are_served_as_documented(client):
+    spec = client.get("/api/openapi.json").get_json()
+    documented = spec["paths"]["/api/docs/assets/{name}"]["get"]["responses"]["200"]["content"]
+    for name in ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"):
+        response = client.get(f"/api/docs/assets/{name}")
+        assert response.status_code == 200 and response.mimetype in documented, name
+        assert response.headers["Cache-Control"] == "public, max-age=86400"
+    assert client.get("/api/docs/assets/secret.py").status_code == 404
 
 
 def test_openapi_operation_ids_are_unique_identifiers(client):

@@ -3,37 +3,29 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask_jwt_extended import decode_token
 
 from gateway.auth import FAMILY_REVOKED_KEY
 from gateway.routes.events import relay, token_still_valid
-from tests.unit.gateway_helpers import bearer
+from tests.unit.gateway_helpers import assert_error, bearer
 
-
-def _notification(n: int, user_id: int = 1) -> dict:
-    return {
-        "id": f"n{n}",
-        "event_id": f"e{n}",
-        "type": "user.registered",
-        "user_id": user_id,
-        "title": f"title {n}",
-        "body": "body",
-        "created_at": f"2026-01-{n + 1:02d}T00:00:00+00:00",
-    }
+DAY_ONE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 # ----------------------------------------------------------------- users
 
 
-def test_me_returns_the_callers_account(client, login, fake_rpc):
+def test_me_returns_the_callers_account(client, login, transport):
     token = login()["access_token"]
     response = client.get("/api/users/me", headers=bearer(token))
     assert response.status_code == 200
     data = response.get_json()
     assert data["id"] == 1 and data["email"] == "ada@example.com" and data["is_admin"] is False
-    assert fake_rpc.calls[-1][:3] == ("users", "get_user", (1,))
+    assert data["role"] == "student"
+    assert (transport.calls[-1].method, transport.calls[-1].args) == ("get_user", (1,))
 
 
 def test_me_of_a_deleted_account_is_404(client, login, fake_users):
@@ -47,31 +39,39 @@ def test_me_of_a_deleted_account_is_404(client, login, fake_users):
 # ----------------------------------------------------------------- notifications
 
 
-def test_notifications_default_limit_is_20(client, login, fake_users, fake_rpc):
+def _notify_many(fake_notifications, count: int, user_id: int = 1) -> list:
+    """``count`` notifications of the user, one a day: the last is the newest."""
+    return [
+        fake_notifications.add(user_id, f"title {n}", created_at=DAY_ONE + timedelta(days=n))
+        for n in range(count)
+    ]
+
+
+def test_notifications_default_limit_is_20_newest_first(client, login, fake_notifications):
     token = login()["access_token"]
-    fake_users.notifications[1] = [_notification(n) for n in range(25)]
+    made = _notify_many(fake_notifications, 25)
+    _notify_many(fake_notifications, 3, user_id=2)  # someone else's
     response = client.get("/api/notifications", headers=bearer(token))
     assert response.status_code == 200
     items = response.get_json()["items"]
-    assert len(items) == 20 and items[0]["id"] == "n0"
-    assert fake_rpc.calls[-1][:3] == ("notifications", "list_for_user", (1, 20))
+    assert [n["id"] for n in items] == [n.id for n in reversed(made)][:20]
 
 
 @pytest.mark.parametrize("limit", [1, 50])
-def test_notifications_limit_bounds_are_accepted(client, login, fake_rpc, limit):
+def test_notifications_limit_bounds_are_accepted(client, login, fake_notifications, limit):
     token = login()["access_token"]
+    made = _notify_many(fake_notifications, 60)
     response = client.get(f"/api/notifications?limit={limit}", headers=bearer(token))
     assert response.status_code == 200
-    assert response.get_json() == {"items": []}
-    assert fake_rpc.calls[-1][2] == (1, limit)
+    assert [n["id"] for n in response.get_json()["items"]] == [n.id for n in reversed(made)][:limit]
 
 
 @pytest.mark.parametrize("limit", ["0", "51", "-3", "ten", "1.5"])
-def test_notifications_limit_out_of_range_is_422(client, login, limit):
+def test_notifications_limit_out_of_range_is_422(client, login, transport, limit):
     token = login()["access_token"]
     response = client.get(f"/api/notifications?limit={limit}", headers=bearer(token))
-    assert response.status_code == 422
-    assert response.get_json()["details"][0]["field"] == "limit"
+    assert assert_error(response, 422, "invalid_input")["details"][0]["field"] == "limit"
+    assert transport.methods("notifications") == []
 
 
 def test_notifications_need_a_token(client):

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from nameko.exceptions import RpcTimeout, UnknownService
 
-from mesh import rpc_pool
+from contracts.errors import NotFound, Unavailable
+from gateway import rpc_pool
+from gateway.rpc_pool import RpcPool
 from mesh.context import set_correlation_id
-from mesh.errors import NotFound, Unavailable
-from mesh.rpc_pool import RpcPool
 
 
 class FakeProxyRunner:

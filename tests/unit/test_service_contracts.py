@@ -5,7 +5,9 @@ hand (SQLite, a RecordingSink for the outbox), called through JSON by ``LocalTra
 used as its Protocol through ``mesh.typed.client``, as the gateway uses it. ``raw`` sends wire
 arguments as they are, for payloads that break the contract and cannot even be built as models.
 The real orders service takes its stock from a FakeCatalog and checks users in a FakeUsers,
-both called through the same transport. Notifications: tests/integration/ (MongoDB).
+both called through the same transport. The real courses service gets its publishing jobs run
+by the pipeline's own bookkeeping (``services.courses.jobs``), the fake by ``run_job``.
+Notifications: tests/integration/ (MongoDB); content: tests/integration/ (Qdrant and the model).
 """
 
 from __future__ import annotations
@@ -32,9 +34,23 @@ from contracts.catalog import (
     Reservation,
     ReserveRequest,
 )
+from contracts.content import ContentApi
+from contracts.courses import (
+    CourseCreate,
+    CourseOut,
+    CoursePatch,
+    CoursePublished,
+    CourseQuery,
+    CoursesApi,
+    EnrollmentCreated,
+    LessonCreate,
+    ProgressUpdated,
+    StoredFile,
+)
 from contracts.errors import (
     AuthenticationFailed,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     Unavailable,
@@ -56,16 +72,22 @@ from mesh.sql import make_sessionmaker
 from mesh.typed import Transport, client
 from services.catalog import models as catalog_models
 from services.catalog.service import CatalogService
+from services.content.service import ContentService
+from services.courses import jobs as course_jobs
+from services.courses import models as courses_models
+from services.courses.service import CoursesService
 from services.notifications.service import NotificationsService
 from services.orders import models as orders_models
 from services.orders.service import OrdersService
 from services.users import models as users_models
 from services.users.passwords import PasswordHasher
 from services.users.service import UsersService
-from tests.unit.fakes import FakeCache, RecordingSink
+from tests.unit.fakes import FakeCache, RecordingSink, RecordingTasks
 from tests.unit.service_fakes import (
     PASSWORD,
     FakeCatalog,
+    FakeContent,
+    FakeCourses,
     FakeNotifications,
     FakeOrders,
     FakeUsers,
@@ -152,10 +174,7 @@ def test_register_returns_the_user_and_announces_it(users: Side[UsersApi]) -> No
     assert len(users.events) == 1
 
 
-def test_register_keeps_the_role(users: Side[UsersApi], request: pytest.FixtureRequest) -> None:
-    if users.kind == "real":
-        # contracts/users.py has ``role`` (work in progress); services/users does not store it.
-        request.applymarker(pytest.mark.xfail(reason="the users service ignores role so far"))
+def test_register_keeps_the_role(users: Side[UsersApi]) -> None:
     request_body = RegisterRequest(email=ANN, password=PASSWORD, name="Ann", role="instructor")
     user = users.api.register(request_body)
     assert user.role == "instructor" and users.api.get_user(user.id).role == "instructor"
@@ -810,6 +829,344 @@ def test_orders_refuse_a_payload_that_breaks_the_contract(
     assert len(shop.orders.events) == 1
 
 
+# ================================================================= courses
+
+TEACHER, OTHER_TEACHER, STUDENT, OTHER_STUDENT = 1, 2, 3, 4
+ADMIN_VIEWER = Viewer(user_id=99, is_admin=True)
+RUNNER = "message-1"
+
+
+@dataclass(frozen=True)
+class Campus:
+    """A courses service, and the end of its publishing pipeline (which runs elsewhere)."""
+
+    courses: Side[CoursesApi]
+    succeed: Callable[[str], object]
+    fail: Callable[[str, str], object]
+
+    @property
+    def api(self) -> CoursesApi:
+        return self.courses.api
+
+    def draft(self, lessons: int = 1, capacity: int | None = None) -> CourseOut:
+        """A course of TEACHER with ``lessons`` text lessons."""
+        course = self.api.create_course(
+            TEACHER, CourseCreate(title=" Python ", description="From zero", capacity=capacity)
+        )
+        for number in range(lessons):
+            text = LessonCreate(title=f"Lesson {number}", text=f"Lesson {number}: decorators.")
+            self.api.add_lesson(course.id, viewer(TEACHER), text)
+        return self.api.get_course(course.id, viewer(TEACHER))
+
+    def published(self, lessons: int = 1, capacity: int | None = None) -> CourseOut:
+        course = self.draft(lessons, capacity)
+        self.succeed(self.api.publish(course.id, viewer(TEACHER)).id)
+        return self.api.get_course(course.id, viewer(TEACHER))
+
+
+def viewer(user_id: int) -> Viewer:
+    return Viewer(user_id=user_id)
+
+
+def courses_side(kind: str, tmp_path: Path) -> Campus:
+    if kind == "fake":
+        fake = FakeCourses()
+        return Campus(
+            fake_side("courses", fake),
+            succeed=fake.run_job,
+            fail=fake.fail_job,
+        )
+    sink = RecordingSink()
+    db = sqlite(tmp_path, courses_models.Base.metadata)
+    service = wired(
+        CoursesService, context=None, db=db, events=sink, cache=FakeCache(), tasks=RecordingTasks()
+    )
+
+    def succeed(job_id: str) -> None:
+        claim = course_jobs.claim(db, job_id, RUNNER)
+        assert claim is not None
+        course_jobs.succeed(db, sink, claim, chunks=1)
+
+    def fail(job_id: str, error: str) -> None:
+        assert course_jobs.fail(db, job_id, error)
+
+    return Campus(real_side("courses", CoursesApi, service, sink), succeed, fail)
+
+
+@pytest.fixture(params=SIDES)
+def campus(request: pytest.FixtureRequest, tmp_path: Path) -> Campus:
+    return courses_side(request.param, tmp_path)
+
+
+def test_a_new_course_is_a_draft_only_its_teacher_and_admins_see(campus: Campus) -> None:
+    course = campus.draft(lessons=0)
+    assert (course.instructor_id, course.title, course.description) == (
+        TEACHER,
+        "Python",
+        "From zero",
+    )
+    assert (course.status, course.enrolled, course.lessons, course.published_at) == (
+        "draft",
+        0,
+        0,
+        None,
+    )
+    assert campus.api.get_course(course.id, ADMIN_VIEWER) == course
+    for call in (
+        lambda: campus.api.get_course(course.id, viewer(STUDENT)),
+        lambda: campus.api.list_lessons(course.id, viewer(OTHER_TEACHER)),
+        lambda: campus.api.get_course(999, viewer(TEACHER)),
+    ):
+        with pytest.raises(NotFound, match="course not found"):
+            call()
+    assert campus.api.list_courses(CourseQuery()).items == []
+
+
+def test_only_the_teacher_or_an_admin_changes_a_course(campus: Campus) -> None:
+    draft = campus.draft()
+    renamed = campus.api.update_course(draft.id, viewer(TEACHER), CoursePatch(title="Python 3"))
+    assert (renamed.title, renamed.description) == ("Python 3", "From zero")
+    assert renamed.updated_at >= draft.updated_at
+    patch = CoursePatch(description="")
+    with pytest.raises(NotFound):  # a draft does not exist for anyone else
+        campus.api.update_course(draft.id, viewer(OTHER_TEACHER), patch)
+    assert campus.api.update_course(draft.id, ADMIN_VIEWER, patch).description == ""
+    published = campus.published()
+    with pytest.raises(Forbidden):  # visible, not theirs
+        campus.api.update_course(published.id, viewer(OTHER_TEACHER), patch)
+    with pytest.raises(Forbidden):
+        campus.api.add_lesson(published.id, viewer(STUDENT), LessonCreate(title="x", text="y"))
+    with pytest.raises(Forbidden):
+        campus.api.publish(published.id, viewer(STUDENT))
+
+
+def test_a_capacity_below_the_students_enrolled_is_a_conflict(campus: Campus) -> None:
+    course = campus.published(capacity=5)
+    campus.api.enroll(course.id, STUDENT)
+    campus.api.enroll(course.id, OTHER_STUDENT)
+    with pytest.raises(Conflict):
+        campus.api.update_course(course.id, viewer(TEACHER), CoursePatch(capacity=1))
+    changed = campus.api.update_course(course.id, viewer(TEACHER), CoursePatch(capacity=2))
+    assert (changed.capacity, changed.enrolled) == (2, 2)
+
+
+def test_lessons_go_last_or_where_asked_and_count(campus: Campus) -> None:
+    course = campus.draft(lessons=2)
+    teacher = viewer(TEACHER)
+    first = campus.api.add_lesson(
+        course.id, teacher, LessonCreate(title="Intro", text="Hi", position=0)
+    )
+    stored = StoredFile(sha256="a" * 64, size=1234, kind="pdf", filename="notes.pdf")
+    pdf = campus.api.add_lesson(course.id, teacher, LessonCreate(title=" Notes ", file=stored))
+    assert (first.position, first.kind, first.size) == (0, "text", 2)
+    assert (pdf.title, pdf.position, pdf.kind, pdf.size) == ("Notes", 3, "pdf", 1234)
+    listed = campus.api.list_lessons(course.id, teacher)
+    assert [(lesson.title, lesson.position) for lesson in listed] == [
+        ("Intro", 0),
+        ("Lesson 0", 1),
+        ("Lesson 1", 2),
+        ("Notes", 3),
+    ]
+    assert campus.api.get_course(course.id, teacher).lessons == 4
+    with pytest.raises(NotFound):
+        campus.api.add_lesson(course.id, viewer(STUDENT), LessonCreate(title="x", text="y"))
+
+
+def test_publishing_queues_a_job_and_its_success_publishes(campus: Campus) -> None:
+    course = campus.draft(lessons=2)
+    with pytest.raises(Conflict, match="at least one lesson"):
+        campus.api.publish(campus.draft(lessons=0).id, viewer(TEACHER))
+    job = campus.api.publish(course.id, viewer(TEACHER))
+    assert (job.course_id, job.status, job.step, job.step_index, job.percent) == (
+        course.id,
+        "queued",
+        "validate",
+        0,
+        0,
+    )
+    assert (job.steps_total, job.error) == (6, None)
+    assert campus.api.get_course(course.id, viewer(TEACHER)).status == "publishing"
+    with pytest.raises(Conflict, match="already being published"):
+        campus.api.publish(course.id, viewer(TEACHER))
+    with pytest.raises(Conflict):
+        campus.api.add_lesson(course.id, viewer(TEACHER), LessonCreate(title="x", text="y"))
+    with pytest.raises(NotFound):  # still a draft for students
+        campus.api.get_course(course.id, viewer(STUDENT))
+
+    campus.succeed(job.id)
+
+    done = campus.api.get_job(job.id, viewer(TEACHER))
+    assert (done.status, done.step, done.step_index, done.percent) == (
+        "succeeded",
+        "publish",
+        6,
+        100,
+    )
+    published = campus.api.get_course(course.id, viewer(STUDENT))
+    assert published.status == "published" and published.published_at is not None
+    assert campus.api.list_courses(CourseQuery()).items == [published]
+    [event] = [e for e in campus.courses.events if isinstance(e, CoursePublished)]
+    assert (event.course_id, event.instructor_id, event.job_id) == (course.id, TEACHER, job.id)
+
+
+def test_a_failed_job_fails_the_course_and_it_can_be_published_again(campus: Campus) -> None:
+    course = campus.draft()
+    job = campus.api.publish(course.id, viewer(TEACHER))
+    campus.fail(job.id, "the embedder refused")
+    failed = campus.api.get_job(job.id, ADMIN_VIEWER)
+    assert (failed.status, failed.error) == ("failed", "the embedder refused")
+    assert campus.api.get_course(course.id, viewer(TEACHER)).status == "failed"
+    again = campus.api.publish(course.id, viewer(TEACHER))
+    assert again.id != job.id and again.status == "queued"
+
+
+def test_a_published_course_stays_visible_while_published_again(campus: Campus) -> None:
+    course = campus.published()
+    first_published = course.published_at
+    job = campus.api.publish(course.id, viewer(TEACHER))
+    during = campus.api.get_course(course.id, viewer(STUDENT))
+    assert (during.status, during.published_at) == ("publishing", first_published)
+    with pytest.raises(Conflict, match="not open"):
+        campus.api.enroll(course.id, STUDENT)
+    campus.succeed(job.id)
+    after = campus.api.get_course(course.id, viewer(STUDENT))
+    assert (after.status, after.published_at) == ("published", first_published)
+
+
+def test_a_job_is_for_its_teacher_and_admins_only(campus: Campus) -> None:
+    job = campus.api.publish(campus.draft().id, viewer(TEACHER))
+    assert campus.api.get_job(job.id, ADMIN_VIEWER) == campus.api.get_job(job.id, viewer(TEACHER))
+    for who, job_id in ((viewer(STUDENT), job.id), (viewer(TEACHER), "f" * 32)):
+        with pytest.raises(NotFound, match="job not found"):
+            campus.api.get_job(job_id, who)
+
+
+def test_enrolment_takes_a_seat_once_within_the_capacity(campus: Campus) -> None:
+    course = campus.published(capacity=1)
+    enrolment = campus.api.enroll(course.id, STUDENT)
+    assert (enrolment.course_id, enrolment.user_id) == (course.id, STUDENT)
+    with pytest.raises(Conflict, match="already enrolled"):
+        campus.api.enroll(course.id, STUDENT)
+    with pytest.raises(Conflict, match="full"):
+        campus.api.enroll(course.id, OTHER_STUDENT)
+    assert campus.api.get_course(course.id, viewer(STUDENT)).enrolled == 1
+    events = [e for e in campus.courses.events if isinstance(e, EnrollmentCreated)]
+    assert [(e.course_id, e.user_id) for e in events] == [(course.id, STUDENT)]
+
+
+def test_a_draft_cannot_be_enrolled_in(campus: Campus) -> None:
+    course = campus.draft()
+    with pytest.raises(NotFound):
+        campus.api.enroll(course.id, STUDENT)
+    with pytest.raises(Conflict, match="not open"):  # its teacher sees it: not open yet
+        campus.api.enroll(course.id, TEACHER)
+    with pytest.raises(NotFound):
+        campus.api.enroll(999, STUDENT)
+
+
+def test_my_courses_are_the_newest_enrolment_first(campus: Campus) -> None:
+    first, second = campus.published(), campus.published()
+    campus.api.enroll(first.id, STUDENT)
+    campus.api.enroll(second.id, STUDENT)
+    mine = campus.api.my_courses(STUDENT)
+    assert [m.course.id for m in mine] == [second.id, first.id]
+    assert mine[0].enrolled_at >= mine[1].enrolled_at
+    assert campus.api.my_courses(OTHER_STUDENT) == []
+
+
+def test_completing_a_lesson_counts_once_for_an_enrolled_student(campus: Campus) -> None:
+    course = campus.published(lessons=3)
+    lesson = campus.api.list_lessons(course.id, viewer(STUDENT))[0]
+    with pytest.raises(Forbidden):
+        campus.api.complete_lesson(lesson.id, STUDENT)
+    with pytest.raises(NotFound, match="not enrolled"):
+        campus.api.get_progress(course.id, STUDENT)
+    campus.api.enroll(course.id, STUDENT)
+    assert campus.api.get_progress(course.id, STUDENT).completed == 0
+    done = campus.api.complete_lesson(lesson.id, STUDENT)
+    assert (done.course_id, done.user_id, done.completed, done.total, done.percent) == (
+        course.id,
+        STUDENT,
+        1,
+        3,
+        33,
+    )
+    assert campus.api.complete_lesson(lesson.id, STUDENT) == done  # idempotent
+    assert campus.api.get_progress(course.id, STUDENT) == done
+    events = [e for e in campus.courses.events if isinstance(e, ProgressUpdated)]
+    assert [(e.lesson_id, e.completed, e.total) for e in events] == [(lesson.id, 1, 3)]
+    with pytest.raises(NotFound, match="lesson not found"):
+        campus.api.complete_lesson(999, STUDENT)
+
+
+def test_a_lesson_of_a_draft_is_not_found(campus: Campus) -> None:
+    course = campus.draft()
+    [lesson] = campus.api.list_lessons(course.id, viewer(TEACHER))
+    for user in (STUDENT, TEACHER):
+        with pytest.raises(NotFound, match="lesson not found"):
+            campus.api.complete_lesson(lesson.id, user)
+
+
+def test_access_to_the_content_is_for_teachers_admins_and_students(campus: Campus) -> None:
+    draft, course = campus.draft(), campus.published()
+    campus.api.enroll(course.id, STUDENT)
+    for who in (viewer(TEACHER), ADMIN_VIEWER, viewer(STUDENT)):
+        assert campus.api.check_access(course.id, who).id == course.id
+    assert campus.api.check_access(draft.id, viewer(TEACHER)).id == draft.id
+    with pytest.raises(Forbidden):  # visible, not enrolled
+        campus.api.check_access(course.id, viewer(OTHER_STUDENT))
+    with pytest.raises(NotFound):  # cannot see it at all
+        campus.api.check_access(draft.id, viewer(STUDENT))
+
+
+def test_the_course_list_is_published_newest_first_and_paged(campus: Campus) -> None:
+    ids = [campus.published().id for _ in range(3)]
+    campus.draft()
+    page = campus.api.list_courses(CourseQuery(limit=2))
+    assert ([c.id for c in page.items], page.total, page.limit, page.offset) == (
+        ids[::-1][:2],
+        3,
+        2,
+        0,
+    )
+    assert [c.id for c in campus.api.list_courses(CourseQuery(offset=2)).items] == ids[:1]
+
+
+TEACHER_WIRE = {"user_id": TEACHER}
+COURSES_BROKEN: list[tuple[str, list[Any], list[str]]] = [
+    ("create_course", [TEACHER, {"title": ""}], ["course.title"]),
+    ("create_course", [TEACHER, {"title": "x", "capacity": 0}], ["course.capacity"]),
+    ("create_course", [TEACHER, {"title": "x", "owner": 2}], ["course.owner"]),
+    ("create_course", [0, {"title": "x"}], ["instructor_id"]),
+    ("update_course", [1, TEACHER_WIRE, {}], ["patch"]),
+    ("update_course", [1, TEACHER_WIRE, {"title": None}], ["patch"]),
+    ("add_lesson", [1, TEACHER_WIRE, {"title": "x"}], ["lesson"]),
+    (
+        "add_lesson",
+        [1, TEACHER_WIRE, {"title": "x", "text": "y", "position": -1}],
+        ["lesson.position"],
+    ),
+    ("add_lesson", [1, TEACHER_WIRE, {"title": "x", "text": "nul\x00"}], ["lesson.text"]),
+    ("get_job", ["not-a-job", TEACHER_WIRE], ["job_id"]),
+    ("get_course", [1, {"user_id": 1, "is_admin": "yes"}], ["viewer.is_admin"]),
+    ("list_courses", [{"limit": 0}], ["query.limit"]),
+    ("enroll", [1, "3"], ["user_id"]),
+    ("complete_lesson", [True, 3], ["lesson_id"]),
+    ("get_progress", [1], []),
+]
+
+
+@pytest.mark.parametrize(("method", "args", "fields"), COURSES_BROKEN)
+def test_courses_refuse_a_payload_that_breaks_the_contract(
+    campus: Campus, method: str, args: list[Any], fields: list[str]
+) -> None:
+    course = campus.draft()
+    assert course.id == 1
+    assert invalid_fields(lambda: campus.courses.raw(method, *args)) == fields
+    assert campus.api.get_course(course.id, viewer(TEACHER)) == course  # nothing changed
+    assert campus.courses.events == []
+
+
 # ================================================================= every service
 
 
@@ -833,6 +1190,8 @@ API = [
     (CatalogApi, CatalogService, FakeCatalog),
     (OrdersApi, OrdersService, FakeOrders),
     (NotificationsApi, NotificationsService, FakeNotifications),
+    (CoursesApi, CoursesService, FakeCourses),
+    (ContentApi, ContentService, FakeContent),
 ]
 
 

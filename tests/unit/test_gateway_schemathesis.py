@@ -1,0 +1,220 @@
+"""Schemathesis against the gateway on fakes: the OpenAPI document must be true.
+
+The app's own document (``/api/openapi.json``) is loaded in-process (WSGI) and every operation
+goes through the stateless phases (examples, coverage, fuzzing) with every check schemathesis
+has (``--checks all``). The fakes are seeded so that the happy paths are reachable: products, a
+student with an order, a wishlist and notifications, an instructor with a published course and
+a draft. Each case gets a fresh token (a refresh token for the refresh endpoint) of the
+administrator, the student or the instructor in turn, so every role meets every operation and
+a generated logout cannot revoke the token of the next case.
+
+The document names what JSON Schema cannot check, and this module teaches schemathesis to
+generate it (as a client would have to):
+
+- a lesson's file part is a document of one of the content types the document lists
+  (``encoding.contentType``): a real PDF made with fpdf2, Markdown, HTML, WebVTT, SRT, text;
+- an account's name has the format ``x-name`` (no character of Unicode's C categories).
+
+Left out, each for a stated reason:
+
+- ``GET /api/events/stream`` never ends (an SSE stream): ``test_gateway_resources.py`` tests it;
+- the routes of services that have no fake here yet (:data:`PENDING`: the assistant, reports);
+- the check ``max_response_time`` runs only when given a limit (``--checks all`` leaves it out
+  too): timings of an in-process app on a busy machine are not part of the document;
+- the stateful phase: these checks run stateless; ``use_after_free``,
+  ``ensure_resource_availability`` and ``object_level_authorization`` are in the list but only
+  act on the history a stateful run (and, for the last, several users) would give them.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import os
+import string
+import tempfile
+from collections.abc import Iterator
+from dataclasses import fields
+from typing import Any
+
+import pytest
+import schemathesis
+from fpdf import FPDF
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis import AuthContext, Case
+from schemathesis.checks import CHECKS, is_check_class, load_all_checks
+from schemathesis.config._checks import _BUILTIN_CHECK_NAMES
+
+from contracts.orders import OrderCreate
+from gateway.app import create_app
+from gateway.auth import issue_pair
+from gateway.deps import Services
+from gateway.stated_rules import NAME_FORMAT
+from gateway.uploads import MEDIA_TYPES
+from tests.unit.gateway_helpers import TEST_CONFIG, FakeRedis, FakeRpc
+from tests.unit.service_fakes import (
+    FakeCatalog,
+    FakeContent,
+    FakeCourses,
+    FakeNotifications,
+    FakeOrders,
+    FakeUsers,
+    LocalTransport,
+)
+
+STREAM = "/api/events/stream"
+PENDING = {
+    "assistant": "assistant",
+    "analytics": "reports",
+}
+"""Services added while this test was written, whose fakes are not in service_fakes.py yet,
+and the tag of their routes, left out until then (add the fake to :func:`seeded`, then drop
+its entry: ``test_only_the_pending_services_lack_a_fake`` holds the two together)."""
+NOT_RUN = {"max_response_time": "needs a limit; in-process timings are not the document's"}
+EXPLORE = int(os.environ.get("MESH_SCHEMATHESIS_EXPLORE", "0"))
+"""0 (``make test``): the same cases every run. N > 0: N random fuzzed cases per operation,
+new ones every run (``MESH_SCHEMATHESIS_EXPLORE=200 pytest tests/unit/...schemathesis.py``)."""
+MAX_EXAMPLES = EXPLORE or 50
+"""Fuzzed cases per operation (the examples and coverage phases add their own)."""
+
+load_all_checks()
+ALL_CHECKS = [check for check in CHECKS.get_all() if not is_check_class(check)]
+
+
+def test_every_check_schemathesis_has_runs() -> None:
+    """``--checks all``: every built-in check, only ``max_response_time`` left out."""
+    assert {check.__name__ for check in ALL_CHECKS} == _BUILTIN_CHECK_NAMES - set(NOT_RUN)
+
+
+# ----------------------------------------------------------------- what a client must send
+
+
+def _pdf(text: str) -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 10, text=text)
+    return bytes(pdf.output())
+
+
+WORDS = st.text(string.ascii_letters + string.digits + " .,", min_size=1, max_size=80).filter(
+    str.strip
+)
+DOCUMENTS: dict[str, st.SearchStrategy[bytes]] = {
+    "application/pdf": st.sampled_from([_pdf("Decorators wrap functions."), _pdf("Closures.")]),
+    "application/x-subrip": WORDS.map(
+        lambda t: f"1\n00:00:01,000 --> 00:00:02,000\n{t}\n\n".encode()
+    ),
+    "text/vtt": WORDS.map(lambda t: f"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n{t}\n".encode()),
+    "text/html": WORDS.map(lambda t: f"<!doctype html><p>{html.escape(t)}</p>".encode()),
+    "text/markdown": WORDS.map(lambda t: f"# Lesson\n\n{t}\n".encode()),
+    "text/plain": WORDS.map(str.encode),
+}
+assert set(DOCUMENTS) == set(MEDIA_TYPES)
+for media_type, documents in DOCUMENTS.items():
+    schemathesis.openapi.media_type(media_type, documents)
+schemathesis.openapi.format(
+    NAME_FORMAT,
+    st.text(st.characters(exclude_categories=("C",)), min_size=1, max_size=100).filter(str.strip),
+)
+
+
+# ----------------------------------------------------------------- the app under test
+# Built at import: schemathesis' pytest plugin parametrizes over a schema known at collection
+# (its fixture-based lazy schema does not run under pytest 9: it sets ``Node._nodeid``).
+
+
+def seeded() -> dict[str, Any]:
+    """The fakes, with an administrator (user 1), a student (2) with an order, a wishlist and
+    notifications, and an instructor (3) with a published course (1) and a draft (2)."""
+    users, catalog, notes, content = FakeUsers(), FakeCatalog(), FakeNotifications(), FakeContent()
+    orders, courses = FakeOrders(catalog, users), FakeCourses(content)
+    users.add("root@example.com", name="Root", is_admin=True)
+    student = users.add("sam@example.com", name="Sam")
+    teacher = users.add("tess@example.com", name="Tess", role="instructor")
+    lamp = catalog.add("Lamp", price_cents=1999, stock=1_000_000, description="A warm light")
+    catalog.add("Desk", price_cents=9900, stock=5)
+    catalog.wishlist_add(student.id, lamp.id)
+    order = orders.create_order(student.id, OrderCreate(product_id=lamp.id, quantity=1))
+    notes.add(student.id, "Welcome")
+    notes.add(student.id, "Order placed", order_id=order.id, kind="order.created")
+    python = courses.add(
+        teacher.id, "Python", lessons=("Decorators wrap functions.",), published=True
+    )
+    courses.enroll(python.id, student.id)
+    courses.add(teacher.id, "Draft", lessons=("Not yet.",))
+    return {
+        "users": users,
+        "catalog": catalog,
+        "orders": orders,
+        "notifications": notes,
+        "courses": courses,
+        "content": content,
+    }
+
+
+UPLOADS = tempfile.TemporaryDirectory(prefix="mesh-schemathesis-")
+FAKES = seeded()
+APP = create_app(
+    {
+        **TEST_CONFIG,
+        "API_RATE_IP": "1000000/minute",
+        "LOGIN_RATE_IP": "1000000/minute",
+        "LOGIN_RATE_ACCOUNT": "1000000/minute",
+        "REGISTER_RATE_IP": "1000000/minute",
+        "UPLOAD_MAX_BYTES": 256 * 1024,
+        "UPLOADS_PATH": UPLOADS.name,
+    },
+    rpc=FakeRpc(FAKES),
+    redis=FakeRedis(),  # type: ignore[arg-type]
+    services=Services.over(LocalTransport(**FAKES)),
+)
+schema = (
+    schemathesis.openapi.from_wsgi("/api/openapi.json", APP)
+    .exclude(path=STREAM)
+    .exclude(tag=list(PENDING.values()))
+)
+
+
+def test_only_the_pending_services_lack_a_fake() -> None:
+    assert {field.name for field in fields(Services)} - set(FAKES) == set(PENDING)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_the_uploads() -> Iterator[None]:
+    yield
+    UPLOADS.cleanup()
+
+
+IDENTITIES = (1, 2, 3)
+"""Whose token each case takes, in turn: the administrator, the student, the instructor."""
+
+
+@schema.auth(refresh_interval=None)
+class FreshTokens:
+    """A new token for every case (a refresh token where one is due), of each identity in
+    turn: every role meets every operation, and its answers must be documented too."""
+
+    def __init__(self) -> None:
+        self.turn = itertools.cycle(IDENTITIES)
+
+    def get(self, case: Case, context: AuthContext) -> str:
+        with APP.app_context():
+            pair = issue_pair(FAKES["users"].get_user(next(self.turn)))
+        return pair.refresh_token if case.path == "/api/auth/refresh" else pair.access_token
+
+    def set(self, case: Case, data: str, context: AuthContext) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=not EXPLORE,
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_gateway_keeps_its_document(case: Case) -> None:
+    case.call_and_validate(checks=ALL_CHECKS)

@@ -38,7 +38,17 @@ READY_TIMEOUT = 120
 PASSWORD = "correct-horse-battery-9"  # meets the password policy
 
 # Variables of a developer's shell that would point the e2e mesh at shared state.
-_DROP = ("MONGO_URL", "SMTP_URL", "JWT_SECRET", "MESH_ENV")
+# The e2e mesh runs on its embedded defaults: no server or model the caller's shell points at.
+_DROP = (
+    "MONGO_URL",
+    "SMTP_URL",
+    "JWT_SECRET",
+    "MESH_ENV",
+    "QDRANT_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "EMBEDDINGS_BASE_URL",
+)
 
 
 def _answers(port: int, host: str = "127.0.0.1") -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from kombu import Connection, Queue
 
+from contracts.courses import PIPELINE_QUEUE
 from contracts.notifications import EMAIL_QUEUE
 from mesh import topology
 
 # Dramatiq parks a message whose retries are spent in "<queue>.XQ", and drops it after 7 days.
-DRAMATIQ_QUEUES = (EMAIL_QUEUE,)
+DRAMATIQ_QUEUES = (EMAIL_QUEUE, PIPELINE_QUEUE)
 
 
 class UnknownQueue(LookupError):

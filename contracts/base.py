@@ -12,22 +12,94 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StrictInt,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from contracts.errors import ContractViolation, InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
 
+def stating(json_schema: JsonSchemaValue, keywords: JsonSchemaValue) -> JsonSchemaValue:
+    """``json_schema`` with ``keywords`` added: one it has already (a second ``pattern``) joins
+    it under ``allOf``, a ``description`` replaces; a keyword stated already is left as it is."""
+    merged = dict(json_schema)
+    for keyword, value in keywords.items():
+        if merged.get(keyword) == value or {keyword: value} in merged.get("allOf", []):
+            continue
+        if keyword in merged and keyword != "description":
+            merged["allOf"] = [*merged.get("allOf", []), {keyword: value}]
+        else:
+            merged[keyword] = value
+    return merged
+
+
+class Stated:
+    """A rule a validator enforces in code, stated as JSON Schema keywords next to it.
+
+    ``model_json_schema`` cannot look into a Python validator, so without a statement the
+    schema (and the gateway's OpenAPI document built from it) would promise more than the
+    contract accepts. Put it beside the validator as ``Annotated`` metadata:
+    ``Annotated[str, AfterValidator(check), Stated({"pattern": ...})]``, or, for a
+    ``field_validator``, on the field's type: ``name: Annotated[str, Stated({...})]``.
+    It changes the JSON Schema only, never what validates. ``tests/unit/test_gateway_openapi.py``
+    holds each statement to its validator.
+    """
+
+    def __init__(self, keywords: JsonSchemaValue) -> None:
+        self.keywords = keywords
+
+    def __repr__(self) -> str:
+        return f"Stated({self.keywords!r})"
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return stating(handler(core_schema), self.keywords)
+
+
+NOT_BLANK = r"\S"
+"""Somewhere a character that is not white space: a contract strips its strings
+(``str_strip_whitespace``) before it checks their length, so one with a minimum length
+refuses a blank string; :meth:`Contract.__get_pydantic_json_schema__` states it."""
+
+
+def _not_blank(json_schema: JsonSchemaValue) -> JsonSchemaValue:
+    """A string schema with a minimum length (or a union of some): not white space only."""
+    if "anyOf" in json_schema:
+        return {**json_schema, "anyOf": [_not_blank(option) for option in json_schema["anyOf"]]}
+    if json_schema.get("type") == "string" and json_schema.get("minLength", 0) >= 1:
+        return stating(json_schema, {"pattern": NOT_BLANK})
+    return json_schema
+
+
 class Contract(BaseModel):
-    """A payload that refuses unknown fields; use Strict* types where coercion would hide a bug."""
+    """A payload that refuses unknown fields; use Strict* types where coercion would hide a bug.
+
+    Its strings are stripped before they are checked: its JSON Schema says so (:data:`NOT_BLANK`
+    on each string field with a minimum length).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler, /
+    ) -> JsonSchemaValue:
+        json_schema = handler(core_schema)
+        if cls.model_config.get("str_strip_whitespace"):
+            target = handler.resolve_ref_schema(json_schema)
+            properties = target.get("properties", {})
+            for name, field in properties.items():
+                properties[name] = _not_blank(field)
+        return json_schema
 
 
 def _utcnow() -> datetime:
@@ -43,7 +115,12 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class Patch(Contract):
-    """A partial update: at least one field, and no field sent as null."""
+    """A partial update: at least one field, and no field sent as null.
+
+    Its JSON Schema states the first (``minProperties: 1``: no field is required, yet ``{}`` is
+    refused); the second is the gateway's to state (a request body never offers null)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -88,7 +165,13 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_control_characters)]
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+"""What :func:`_no_control_characters` accepts, as a pattern: no character of Unicode's category
+Cc (U+0000-U+001F, U+007F-U+009F) but tab, line feed and carriage return."""
+
+Text = Annotated[
+    str, AfterValidator(_no_control_characters), Stated({"pattern": NO_CONTROL_CHARACTERS})
+]
 """A string that may be stored or searched: no control characters but tab and newlines."""
 
 

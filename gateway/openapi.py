@@ -1,5 +1,8 @@
 """The OpenAPI 3.1 document, built from ``app.url_map`` and the views' declarations
-(``gateway.api.endpoint``): a route and its documentation cannot drift apart."""
+(``gateway.api.endpoint``): a route and its documentation cannot drift apart.
+
+The schemas are the contracts' own ``model_json_schema``: each rule a contract enforces in
+code is stated there, next to its validator (``contracts.base.Stated``)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from contracts.base import ID_MAX
 from gateway.api import FILE_FIELD, MULTIPART, Endpoint, spec_of
 from gateway.cache import HEADER as CACHE_HEADER
 from gateway.schemas import ErrorBody
-from gateway.stated_rules import StatedRules, refuses_empty
 from gateway.uploads import MEDIA_TYPES
 
 REF = "#/components/schemas/{model}"
@@ -53,12 +55,10 @@ class _Components:
         mode: Literal["validation", "serialization"],
         body: bool = False,
     ) -> Any:
-        schema = model.model_json_schema(ref_template=REF, mode=mode, schema_generator=StatedRules)
+        schema = model.model_json_schema(ref_template=REF, mode=mode)
         self.schemas.update(schema.pop("$defs", {}))
         if body:
             schema = _without_nulls(schema)
-            if refuses_empty(model):
-                schema["minProperties"] = 1
         self.schemas[model.__name__] = schema
         return {"$ref": REF.format(model=model.__name__)}
 
@@ -207,7 +207,7 @@ def _responses(route: Route, components: _Components) -> dict[str, Any]:
 
 def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
     """Each field of a query model, as a query parameter (a query string has no nulls)."""
-    schema = _without_nulls(model.model_json_schema(schema_generator=StatedRules))
+    schema = _without_nulls(model.model_json_schema())
     required = set(schema.get("required", ()))
     params = []
     for name, field_schema in schema.get("properties", {}).items():
@@ -263,7 +263,7 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
 
 def _upload_schema(model: type[BaseModel]) -> dict[str, Any]:
     """A multipart body: the model's fields as form fields, plus the file part."""
-    schema = _without_nulls(model.model_json_schema(ref_template=REF, schema_generator=StatedRules))
+    schema = _without_nulls(model.model_json_schema(ref_template=REF))
     schema["properties"][FILE_FIELD] = {
         "type": "string",
         "minLength": 1,

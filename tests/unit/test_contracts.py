@@ -97,3 +97,56 @@ def test_descriptions_keep_their_newlines_and_tabs() -> None:
 def test_an_event_from_a_newer_publisher_is_read_not_refused() -> None:
     wire = {**UserRegistered(user_id=7).to_wire(), "added_later": "x"}
     assert parse_event(UserRegistered, wire).user_id == 7
+
+
+# ----------------------------------------------------------------- the schema states the rules
+
+
+def test_a_contracts_own_json_schema_states_its_validators_rules() -> None:
+    """No gateway in between: ``model_json_schema`` says what the validators refuse
+    (``tests/unit/test_gateway_openapi.py`` holds each statement to its validator)."""
+    from contracts.base import NO_CONTROL_CHARACTERS, NOT_BLANK
+    from contracts.catalog import ProductCreate, ProductPatch
+    from contracts.courses import CoursePatch
+    from contracts.users import EMAIL, NAME_FORMAT, PASSWORD_MAX, PASSWORD_MIN
+
+    fields = RegisterRequest.model_json_schema()["properties"]
+    assert fields["password"]["minLength"] == PASSWORD_MIN
+    assert fields["password"]["maxLength"] == PASSWORD_MAX
+    assert "pattern" in fields["password"]["not"]
+    assert fields["name"]["format"] == NAME_FORMAT
+    assert fields["name"]["pattern"] == NO_CONTROL_CHARACTERS
+    assert {"pattern": NOT_BLANK} in fields["name"]["allOf"]
+    assert fields["email"]["pattern"] == EMAIL
+    assert ProductCreate.model_json_schema()["properties"]["name"]["pattern"] == (
+        NO_CONTROL_CHARACTERS
+    )
+    assert ProductPatch.model_json_schema()["minProperties"] == 1
+    assert CoursePatch.model_json_schema(mode="serialization")["minProperties"] == 1
+    assert "minProperties" not in ProductCreate.model_json_schema()
+
+
+def test_a_statement_changes_the_schema_never_what_validates() -> None:
+    from typing import Annotated
+
+    from pydantic import TypeAdapter
+
+    from contracts.base import Stated
+
+    checked = TypeAdapter(Annotated[str, Stated({"pattern": "^a", "maxLength": 1})])
+    assert checked.validate_python("bbb") == "bbb"
+    assert checked.json_schema() == {"type": "string", "pattern": "^a", "maxLength": 1}
+
+
+def test_a_second_pattern_joins_the_first_once() -> None:
+    from contracts.base import stating
+
+    once = stating({"type": "string", "pattern": "^a"}, {"pattern": "b", "description": "x"})
+    assert once == {
+        "type": "string",
+        "pattern": "^a",
+        "allOf": [{"pattern": "b"}],
+        "description": "x",
+    }
+    assert stating(once, {"pattern": "b"}) == once
+    assert stating(once, {"pattern": "^a"}) == once

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from contracts.catalog import CatalogApi
+from contracts.courses import CoursesApi
 from contracts.errors import InvalidInput
 from contracts.notifications import ListRequest, NotificationsApi, OrderNotificationsRequest
 from contracts.orders import OrderCreated, OrderStatusChanged
@@ -27,6 +28,8 @@ from services.notifications.service import NotificationsService
 from tests.unit.fakes import RecordingTasks
 from tests.unit.service_fakes import (
     FakeCatalog,
+    FakeContent,
+    FakeCourses,
     FakeNotifications,
     FakeUsers,
     LocalTransport,
@@ -75,6 +78,7 @@ def real_side(settings: Settings) -> Side:
         tasks=RecordingTasks(),
         users=client(UsersApi, "users", LocalTransport(users=users)),
         catalog=client(CatalogApi, "catalog", LocalTransport(catalog=FakeCatalog())),
+        courses=client(CoursesApi, "courses", LocalTransport(courses=FakeCourses(FakeContent()))),
     )
 
     def notify(event: Notifying) -> None:

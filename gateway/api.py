@@ -87,7 +87,7 @@ def endpoint(summary: str, *, tag: str, **declared: Any) -> Callable[[View], Vie
             elif spec.body is not None:
                 kwargs["body"] = parse(spec.body, refuse_nulls(json_body()))
             if spec.query is not None:
-                kwargs["query"] = parse(spec.query, query_fields(spec.query))
+                kwargs["query"] = parse_query(spec.query)
             return respond(spec, current_app.ensure_sync(view)(*args, **kwargs))
 
         setattr(wrapper, SPEC_ATTRIBUTE, spec)
@@ -139,6 +139,19 @@ def read_upload(model: type[BaseModel]) -> Upload:
         raise InvalidInput("invalid input", [{"field": FILE_FIELD, "message": "missing file"}])
     fields = {name: value for name, value in form.fields.items() if name in model.model_fields}
     return Upload(parse(model, query_fields(model, fields)), form.file)
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    """The query string as ``model``; 422 names each bad parameter, and a rule of several
+    (``from`` after ``to``) by the field ``query``, never ``body``: there is none."""
+    try:
+        return parse(model, query_fields(model))
+    except InvalidInput as exc:
+        details = [
+            {**detail, "field": "query" if detail["field"] == "body" else detail["field"]}
+            for detail in exc.details or []
+        ]
+        raise InvalidInput(exc.message, details) from None
 
 
 def query_fields(model: type[BaseModel], source: Mapping[str, str] | None = None) -> dict[str, Any]:

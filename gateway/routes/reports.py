@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel
 
 from contracts.analytics import (
+    MAX_DAYS,
     EnrollmentsQuery,
     EnrollmentsRow,
     OrdersReportQuery,
@@ -28,6 +29,14 @@ from gateway.schemas import EnrollmentsReport, OrdersReport, SignupsReport
 bp = Blueprint("reports", __name__, url_prefix="/api/reports")
 
 CSV = "text/csv"
+REPORT_TEXT = (
+    "Needs an access token of an administrator. The report covers the UTC days from `from` "
+    "to `to`, both included: `from` must not be after `to`, and the range spans at most "
+    f"{MAX_DAYS} days (else 422, the detail's field `query`). With `Accept: text/csv`, the "
+    "same rows as a CSV attachment: a header line of the rows' fields, then a line per row "
+    "(an empty value for a null), CRLF line ends."
+)
+"""What the document says of every report, beyond what JSON Schema can say of a parameter."""
 
 
 def wants_csv() -> bool:
@@ -65,6 +74,7 @@ def report(
     query=ReportQuery,
     response=SignupsReport,
     also_media=(CSV,),
+    description=REPORT_TEXT,
 )
 def signups(query: ReportQuery) -> BaseModel | Response:
     return report(services().analytics.signups(query), SignupsRow, SignupsReport, "signups")
@@ -78,6 +88,7 @@ def signups(query: ReportQuery) -> BaseModel | Response:
     query=EnrollmentsQuery,
     response=EnrollmentsReport,
     also_media=(CSV,),
+    description=REPORT_TEXT,
 )
 def enrollments(query: EnrollmentsQuery) -> BaseModel | Response:
     rows = services().analytics.enrollments(query)
@@ -92,6 +103,7 @@ def enrollments(query: EnrollmentsQuery) -> BaseModel | Response:
     query=OrdersReportQuery,
     response=OrdersReport,
     also_media=(CSV,),
+    description=REPORT_TEXT,
 )
 def orders(query: OrdersReportQuery) -> BaseModel | Response:
     return report(services().analytics.orders(query), OrdersRow, OrdersReport, "orders")

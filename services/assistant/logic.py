@@ -177,7 +177,7 @@ def query_text(text: str, limit: int = QUERY_MAX) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit + 1].rsplit(" ", 1)[0]
-    return cut if cut else text[:limit]
+    return cut if 0 < len(cut) <= limit else text[:limit]
 
 
 def answer_pieces(model: ChatModel | None, question: str, context: Context) -> Iterator[str]:

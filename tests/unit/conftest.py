@@ -29,6 +29,8 @@ from tests.unit.gateway_helpers import (
 )
 from tests.unit.service_fakes import (
     PASSWORD,
+    FakeAnalytics,
+    FakeAssistant,
     FakeCatalog,
     FakeContent,
     FakeCourses,
@@ -71,6 +73,18 @@ def fake_courses(fake_content: FakeContent) -> FakeCourses:
 
 
 @pytest.fixture
+def fake_assistant(fake_content: FakeContent) -> FakeAssistant:
+    """The assistant on the same content (its streams in its own fake Redis: the SSE answer
+    is tested in test_gateway_assistant.py, on one Redis with streams)."""
+    return FakeAssistant(fake_content)
+
+
+@pytest.fixture
+def fake_analytics() -> FakeAnalytics:
+    return FakeAnalytics()
+
+
+@pytest.fixture
 def fakes(
     fake_users: FakeUsers,
     fake_catalog: FakeCatalog,
@@ -78,6 +92,8 @@ def fakes(
     fake_notifications: FakeNotifications,
     fake_courses: FakeCourses,
     fake_content: FakeContent,
+    fake_assistant: FakeAssistant,
+    fake_analytics: FakeAnalytics,
 ) -> dict[str, Any]:
     """Every fake, by service name."""
     return {
@@ -87,6 +103,8 @@ def fakes(
         "notifications": fake_notifications,
         "courses": fake_courses,
         "content": fake_content,
+        "assistant": fake_assistant,
+        "analytics": fake_analytics,
     }
 
 

@@ -3,8 +3,13 @@
 A fake takes and returns the contract models, validates its arguments as the real entrypoint
 does (``mesh.typed``: wire data becomes models, a bad argument is InvalidInput naming it), and
 promises what the real service promises, no more: tests/unit/test_service_contracts.py (and
-tests/integration/test_notifications_contract.py) run the same checks on a fake and on the real
-service. :class:`LocalTransport` calls either kind through JSON, as nameko RPC does.
+tests/integration/test_notifications_contract.py, tests/integration/test_assistant_contract.py)
+run the same checks on a fake and on the real service. :class:`LocalTransport` calls either kind
+through JSON, as nameko RPC does.
+
+Where a service's logic is plain functions of contract models (the assistant's retrieval,
+extractive answers and event relay; the analytics' day of an event), the fake calls those very
+functions and fakes only the storage around them, so it cannot drift from them.
 """
 
 from __future__ import annotations
@@ -14,18 +19,41 @@ import inspect
 import itertools
 import json
 import logging
-import re
+import threading
+import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
 from nameko.exceptions import deserialize, serialize
 from nameko.extensions import DependencyProvider
+from openai.types.chat import ChatCompletionMessageParam
 from pydantic_core import to_jsonable_python
 
-from contracts.base import Event, Id, Viewer
+from contracts.analytics import (
+    AnalyticsApi,
+    EnrollmentsQuery,
+    EnrollmentsRow,
+    EventCountsRow,
+    OrdersReportQuery,
+    OrdersRow,
+    ReportQuery,
+    SignupsRow,
+)
+from contracts.assistant import (
+    Answer,
+    AskRequest,
+    AssistantApi,
+    Conversation,
+    ConversationSummary,
+    HexId,
+    SourcesEvent,
+    Turn,
+)
+from contracts.base import Event, Id, Viewer, parse_event
 from contracts.catalog import (
     CatalogApi,
     FieldChange,
@@ -104,8 +132,17 @@ from contracts.users import (
     UserRegistered,
     UsersApi,
 )
+from mesh.context import get_correlation_id
 from mesh.errors import register_remote_errors
 from mesh.typed import shape
+from services.analytics.counters import day_of
+from services.analytics.models import UNPRICED
+from services.assistant import logic as assistant_logic
+from services.assistant import store as assistant_store
+from services.assistant.extractive import terms
+from services.assistant.model import ChatModel, ModelFailed
+from services.assistant.stream import events_for
+from tests.unit.fake_redis_streams import FakeStreamsRedis
 
 log = logging.getLogger(__name__)
 
@@ -532,7 +569,13 @@ class FakeOrders(OrdersApi):
         if key is not None:
             self.keys[user_id, key] = order.id
         created = OrderCreated(
-            order_id=order.id, user_id=user_id, product_id=order.product_id, quantity=order.quantity
+            order_id=order.id,
+            user_id=user_id,
+            product_id=order.product_id,
+            quantity=order.quantity,
+            total_cents=order.total,
+            currency=order.currency,
+            occurred_at=now,
         )
         self.events.append(created)
         return order
@@ -983,12 +1026,6 @@ class FakeCourses(CoursesApi):
 
 # ----------------------------------------------------------------- content
 
-_TERM = re.compile(r"\w+")
-
-
-def _terms(text: str) -> set[str]:
-    return {term.lower() for term in _TERM.findall(text)}
-
 
 class FakeContent(ContentApi):
     """The content service's index in memory: one chunk per (course, lesson, index).
@@ -996,7 +1033,10 @@ class FakeContent(ContentApi):
     As the real index: a chunk indexed again overwrites the one at its place, whatever the
     version; ``activate`` drops the course's chunks of every other version; ``search`` answers
     up to ``limit`` chunks of the course (the real one's dense half always finds some), those
-    sharing more words with the query first.
+    sharing more words with the query first. Each passage tells its ``similarity`` to the query,
+    as the real one tells its cosine: here the share of the query's meaningful words (those the
+    assistant's extractive answers weigh, ``services.assistant.extractive.terms``) that the
+    chunk has, so the assistant's threshold parts on-topic questions from off-topic ones here too.
     """
 
     def __init__(self) -> None:
@@ -1008,10 +1048,10 @@ class FakeContent(ContentApi):
 
     @validated
     def search(self, request: SearchRequest) -> list[Passage]:
-        wanted = _terms(request.q)
+        wanted = terms(request.q)
         found = [
-            (len(wanted & _terms(chunk.text)), chunk)
-            for (course_id, _, _), (_, chunk) in self.chunks.items()
+            (len(wanted & terms(chunk.text)), chunk)
+            for (course_id, _, _), (_, chunk) in list(self.chunks.items())
             if course_id == request.course_id
         ]
         found.sort(key=lambda pair: (-pair[0], pair[1].lesson_id, pair[1].index))
@@ -1022,8 +1062,9 @@ class FakeContent(ContentApi):
                 locator=chunk.locator,
                 text=chunk.text,
                 score=1 / (60 + rank),  # reciprocal rank fusion's scale
+                similarity=shared / len(wanted) if wanted else 0.0,
             )
-            for rank, (_, chunk) in enumerate(found[: request.limit], start=1)
+            for rank, (shared, chunk) in enumerate(found[: request.limit], start=1)
         ]
 
     @validated
@@ -1044,3 +1085,433 @@ class FakeContent(ContentApi):
     @validated
     def count(self, course_id: Id) -> int:
         return sum(1 for key in self.chunks if key[0] == course_id)
+
+
+# ----------------------------------------------------------------- assistant
+
+MODEL_TIMED_OUT = "the language model did not answer in time"
+
+
+class ScriptedModel(ChatModel):
+    """A chat model that writes ``pieces``, as ``ChatModel.stream`` yields its tokens; with
+    ``fail_after``, it breaks off after that many with :class:`ModelFailed` (``failure``), as
+    the real one reports an upstream failure. ``chats`` keeps every chat it was sent."""
+
+    def __init__(
+        self,
+        pieces: Sequence[str] = ("A decorator ", "wraps ", "a function ", "[1]."),
+        *,
+        fail_after: int | None = None,
+        failure: str = MODEL_TIMED_OUT,
+    ) -> None:
+        self.pieces = list(pieces)
+        self.fail_after = fail_after
+        self.failure = failure
+        self.chats: list[list[ChatCompletionMessageParam]] = []
+
+    def stream(self, chat: list[ChatCompletionMessageParam]) -> Iterator[str]:
+        self.chats.append(chat)
+        for number, piece in enumerate(self.pieces):
+            if self.fail_after is not None and number >= self.fail_after:
+                raise ModelFailed(self.failure)
+            yield piece
+
+    def close(self) -> None:
+        pass
+
+
+def _bson_time(moment: datetime) -> datetime:
+    """A time as MongoDB keeps it: to the millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+@dataclass
+class StoredConversation:
+    """What the real service keeps of a conversation (one MongoDB document)."""
+
+    conversation_id: str
+    user_id: int
+    course_id: int
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    seq: int  # orders conversations active at the same instant, as MongoDB's _id does
+
+    def summary(self) -> ConversationSummary:
+        return ConversationSummary(
+            conversation_id=self.conversation_id,
+            course_id=self.course_id,
+            title=self.title,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class FakeAssistant(AssistantApi):
+    """The assistant service with its conversations in memory instead of MongoDB.
+
+    It answers as the real one does, through the service's own functions: the passages close
+    enough to the question from ``content`` (``logic.retrieve``: a vague follow-up is searched
+    again with the previous question), then the extractive answer quoting and citing them, or
+    "not found in this course" when none is close enough, or the tokens of ``model`` (a
+    :class:`ScriptedModel`) when one is set; each event is appended to the Redis Stream of the
+    request's ``stream_id`` in ``redis`` (the service's own writer, ``services.assistant.stream``,
+    so the gateway's relay reads what the real one writes), and the cancel flag stops it at the
+    next token. A conversation is its owner's and its course's: NotFound for anyone else.
+
+    Test controls, none of which the real service has: ``refuse`` is raised before anything
+    is done; ``hold_before``/``hold_after`` pause the answer before/after its ``sources``
+    event until set; ``delay`` seconds pass before each piece of the answer. ``asked`` and
+    ``correlation_ids`` record each ask, ``finished`` is set when one ends.
+    """
+
+    def __init__(
+        self,
+        content: ContentApi,
+        redis: Any = None,
+        *,
+        model: ChatModel | None = None,
+        limits: assistant_logic.Limits | None = None,
+        now: Clock = utcnow,
+    ) -> None:
+        self.content = content
+        self.redis: Any = FakeStreamsRedis() if redis is None else redis
+        self.model = model
+        self.limits = limits or assistant_logic.Limits()
+        self.now = now
+        self.conversations: dict[str, StoredConversation] = {}
+        self.turns: dict[str, list[Turn]] = {}
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self.refuse: MeshError | None = None
+        self.delay = 0.0
+        self.hold_before = threading.Event()
+        self.hold_after = threading.Event()
+        self.hold_before.set()
+        self.hold_after.set()
+        self.asked: list[AskRequest] = []
+        self.correlation_ids: list[str | None] = []
+        self.finished = threading.Event()
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "assistant"
+
+    @validated
+    def ask(self, request: AskRequest) -> Answer:
+        self.asked.append(request)
+        self.correlation_ids.append(get_correlation_id())
+        try:
+            return self._answer(request)
+        finally:
+            self.finished.set()
+
+    def _answer(self, request: AskRequest) -> Answer:
+        """``services.assistant.logic.ask``, step by step, on the in-memory store."""
+        if self.refuse is not None:
+            raise self.refuse
+        setup = assistant_logic.Setup(self.model, self.limits)
+        deadline = time.monotonic() + setup.limits.max_seconds
+        asked_at = self.now()
+        context = self._gather(request, setup.limits)
+        mode, found = setup.mode, bool(context.sources)
+        events = events_for(self.redis, request.stream_id)
+        self.hold_before.wait(10)
+        first = SourcesEvent(
+            conversation_id=context.conversation_id,
+            mode=mode,
+            found=found,
+            sources=context.sources,
+        )
+        cancelled = events.send("sources", first)
+        if context.is_new:
+            self._start(context.conversation_id, request, asked_at)
+        self.hold_after.wait(10)
+        if cancelled:
+            outcome = assistant_logic.Outcome("", "cancelled")
+        else:
+            pieces = assistant_logic.answer_pieces(setup.model, request.question, context)
+            outcome = assistant_logic.relay(self._slowed(pieces), events, deadline, time.monotonic)
+        turn = Turn(
+            question=request.question,
+            answer=outcome.text,
+            sources=context.sources,
+            mode=mode,
+            found=found,
+            status=outcome.status,
+            error=outcome.error,
+            asked_at=_bson_time(asked_at),
+            answered_at=_bson_time(self.now()),
+        )
+        self._add_turn(context.conversation_id, turn)
+        assistant_logic.finish(events, context.conversation_id, turn)
+        fields = turn.model_dump(include={"answer", "sources", "mode", "found", "status", "error"})
+        return Answer(conversation_id=context.conversation_id, **fields)
+
+    def _slowed(self, pieces: Iterator[str]) -> Iterator[str]:
+        try:
+            for piece in pieces:
+                time.sleep(self.delay)
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    def _gather(
+        self, request: AskRequest, limits: assistant_logic.Limits
+    ) -> assistant_logic.Context:
+        """The conversation continued (NotFound unless the caller's, of this course) and its
+        recent turns, and the passages (``logic.gather``)."""
+        history: list[Turn] = []
+        if request.conversation_id is None:
+            conversation_id, is_new = uuid.uuid4().hex, True
+        else:
+            conversation = self._owned(request.conversation_id, request.user_id)
+            if conversation.course_id != request.course_id:
+                raise NotFound(assistant_store.NOT_FOUND)
+            conversation_id, is_new = conversation.conversation_id, False
+            if limits.history_turns > 0:
+                history = self._in_order(conversation_id)[-limits.history_turns :]
+        sources = assistant_logic.retrieve(self.content, request, history, limits)
+        return assistant_logic.Context(conversation_id, is_new, history, sources)
+
+    def _owned(self, conversation_id: str, user_id: int) -> StoredConversation:
+        with self._lock:
+            conversation = self.conversations.get(conversation_id)
+        if conversation is None or conversation.user_id != user_id:
+            raise NotFound(assistant_store.NOT_FOUND)
+        return conversation
+
+    def _in_order(self, conversation_id: str) -> list[Turn]:
+        with self._lock:
+            turns = list(self.turns.get(conversation_id, []))
+        return sorted(turns, key=lambda turn: turn.asked_at)
+
+    def _start(self, conversation_id: str, request: AskRequest, now: datetime) -> None:
+        stored = _bson_time(now)
+        with self._lock:
+            self.conversations[conversation_id] = StoredConversation(
+                conversation_id=conversation_id,
+                user_id=request.user_id,
+                course_id=request.course_id,
+                title=request.question[: assistant_store.TITLE_MAX],
+                created_at=stored,
+                updated_at=stored,
+                seq=next(self._seq),
+            )
+            self.turns[conversation_id] = []
+
+    def _add_turn(self, conversation_id: str, turn: Turn) -> None:
+        with self._lock:
+            self.turns[conversation_id].append(turn)
+            self.conversations[conversation_id].updated_at = turn.answered_at
+
+    @validated
+    def list_conversations(self, user_id: Id) -> list[ConversationSummary]:
+        with self._lock:
+            mine = [c for c in self.conversations.values() if c.user_id == user_id]
+        mine.sort(key=lambda c: (c.updated_at, c.seq), reverse=True)
+        return [c.summary() for c in mine[: assistant_store.LIST_LIMIT]]
+
+    @validated
+    def get_conversation(self, conversation_id: HexId, user_id: Id) -> Conversation:
+        conversation = self._owned(conversation_id, user_id)
+        turns = self._in_order(conversation_id)[: assistant_store.TURNS_SHOWN]
+        return Conversation(**conversation.summary().model_dump(), turns=turns)
+
+
+# ----------------------------------------------------------------- analytics
+
+
+@dataclass
+class OrderFacts:
+    """What analytics remembers of one order (``services.analytics.models.OrderFact``)."""
+
+    product_id: int | None = None
+    currency: str | None = None
+    total_cents: int | None = None
+    placed_on: date | None = None
+    cancelled_on: date | None = None
+
+
+PRODUCT_FIGURES = ("orders", "items", "revenue_cents", "cancellations", "cancelled_cents")
+
+
+@dataclass
+class Counters:
+    """The daily counters of ``services.analytics.models``, in memory."""
+
+    events: Counter[tuple[date, str]] = field(default_factory=Counter)
+    signups: Counter[date] = field(default_factory=Counter)
+    enrollments: Counter[tuple[date, int]] = field(default_factory=Counter)
+    completions: Counter[tuple[date, int]] = field(default_factory=Counter)
+    products: dict[tuple[date, int, str], Counter[str]] = field(default_factory=dict)
+
+    def product(self, day: date, product_id: int, currency: str) -> Counter[str]:
+        return self.products.setdefault((day, product_id, currency), Counter())
+
+
+class FakeAnalytics(AnalyticsApi):
+    """The analytics service in memory: its event handlers count each event once (by its id)
+    into daily counters as ``services/analytics/ledger.py`` and ``tally.py`` do, and its
+    reports read them back as ``reports.py`` does. Feed it with the service's own handlers
+    (``on_order_created(body)``...: wire bodies, a broken one is a ContractViolation) or
+    :meth:`count`. The queries are validated as the real entrypoints validate them: a bad
+    date, ``from`` after ``to`` or a range over ``MAX_DAYS`` is InvalidInput.
+    """
+
+    def __init__(self) -> None:
+        self.counted: set[str] = set()
+        self.counters = Counters()
+        self.facts: dict[int, OrderFacts] = {}
+        self._lock = threading.Lock()
+
+    def ping(self) -> str:
+        """The readiness RPC every real service answers (not part of its Protocol)."""
+        return "analytics"
+
+    # counting (``ledger.count``)
+
+    def count(self, event: Event) -> bool:
+        """Count ``event`` unless it was counted already; True if counted now."""
+        tally = self._tallies()[event.type]  # an unknown type fails, as TALLIES[...] does
+        with self._lock:
+            if str(event.event_id) in self.counted:
+                return False
+            self.counted.add(str(event.event_id))
+            self.counters.events[day_of(event), event.type] += 1
+            tally(event)
+        return True
+
+    def _tallies(self) -> dict[str, Callable[[Any], None]]:
+        return {
+            UserRegistered.type: self._signup,
+            ProductUpdated.type: lambda event: None,
+            OrderCreated.type: self._order_placed,
+            OrderStatusChanged.type: self._order_status_changed,
+            CoursePublished.type: lambda event: None,
+            EnrollmentCreated.type: self._enrollment,
+            ProgressUpdated.type: self._completion,
+        }
+
+    def _signup(self, event: UserRegistered) -> None:
+        self.counters.signups[day_of(event)] += 1
+
+    def _enrollment(self, event: EnrollmentCreated) -> None:
+        self.counters.enrollments[day_of(event), event.course_id] += 1
+
+    def _completion(self, event: ProgressUpdated) -> None:
+        self.counters.completions[day_of(event), event.course_id] += 1
+
+    def _order_placed(self, event: OrderCreated) -> None:
+        fact = self.facts.get(event.order_id)
+        if fact is not None and fact.placed_on is not None:
+            log.warning("order.created again for a counted order")
+            return
+        if event.total_cents is None or event.currency is None:
+            currency, total = UNPRICED, 0
+        else:
+            currency, total = event.currency, event.total_cents
+        figures = self.counters.product(day_of(event), event.product_id, currency)
+        figures.update(orders=1, items=event.quantity, revenue_cents=total)
+        fact = self.facts.setdefault(event.order_id, OrderFacts())
+        fact.product_id, fact.currency, fact.total_cents = event.product_id, currency, total
+        fact.placed_on = day_of(event)
+        if fact.cancelled_on is not None:
+            self._cancelled(fact)
+
+    def _order_status_changed(self, event: OrderStatusChanged) -> None:
+        if event.new_status != "cancelled":
+            return
+        fact = self.facts.get(event.order_id)
+        if fact is None:
+            self.facts[event.order_id] = OrderFacts(cancelled_on=day_of(event))
+        elif fact.cancelled_on is None:
+            fact.cancelled_on = day_of(event)
+            if fact.placed_on is not None:
+                self._cancelled(fact)
+
+    def _cancelled(self, fact: OrderFacts) -> None:
+        assert fact.cancelled_on is not None and fact.product_id is not None
+        figures = self.counters.product(fact.cancelled_on, fact.product_id, fact.currency or "")
+        figures.update(cancellations=1, cancelled_cents=fact.total_cents or 0)
+
+    # the service's event handlers
+
+    def on_user_registered(self, body: Any) -> None:
+        self.count(parse_event(UserRegistered, body))
+
+    def on_product_updated(self, body: Any) -> None:
+        self.count(parse_event(ProductUpdated, body))
+
+    def on_order_created(self, body: Any) -> None:
+        self.count(parse_event(OrderCreated, body))
+
+    def on_order_status_changed(self, body: Any) -> None:
+        self.count(parse_event(OrderStatusChanged, body))
+
+    def on_course_published(self, body: Any) -> None:
+        self.count(parse_event(CoursePublished, body))
+
+    def on_enrollment_created(self, body: Any) -> None:
+        self.count(parse_event(EnrollmentCreated, body))
+
+    def on_progress_updated(self, body: Any) -> None:
+        self.count(parse_event(ProgressUpdated, body))
+
+    # the reports
+
+    @validated
+    def signups(self, query: ReportQuery) -> list[SignupsRow]:
+        with self._lock:
+            counted = dict(self.counters.signups)
+        return [SignupsRow(day=day, signups=counted.get(day, 0)) for day in query.days()]
+
+    @validated
+    def enrollments(self, query: EnrollmentsQuery) -> list[EnrollmentsRow]:
+        with self._lock:
+            enrolled, completed = dict(self.counters.enrollments), dict(self.counters.completions)
+        keys = sorted(
+            (day, course_id)
+            for day, course_id in enrolled.keys() | completed.keys()
+            if query.from_ <= day <= query.to and query.course_id in (None, course_id)
+        )
+        return [
+            EnrollmentsRow(
+                day=day,
+                course_id=course_id,
+                enrollments=enrolled.get((day, course_id), 0),
+                lesson_completions=completed.get((day, course_id), 0),
+            )
+            for day, course_id in keys
+        ]
+
+    @validated
+    def orders(self, query: OrdersReportQuery) -> list[OrdersRow]:
+        with self._lock:
+            products = {key: Counter(figures) for key, figures in self.counters.products.items()}
+        keys = sorted(
+            (day, product_id, currency)
+            for day, product_id, currency in products
+            if query.from_ <= day <= query.to and query.product_id in (None, product_id)
+        )
+        return [
+            OrdersRow(
+                day=day,
+                product_id=product_id,
+                currency=None if currency == UNPRICED else currency,
+                **{name: products[day, product_id, currency][name] for name in PRODUCT_FIGURES},
+            )
+            for day, product_id, currency in keys
+        ]
+
+    @validated
+    def event_counts(self, query: ReportQuery) -> list[EventCountsRow]:
+        with self._lock:
+            counted = dict(self.counters.events)
+        return [
+            EventCountsRow(day=day, event_type=event_type, events=counted[day, event_type])
+            for day, event_type in sorted(counted)
+            if query.from_ <= day <= query.to
+        ]

@@ -2,17 +2,18 @@
 (parsed by a real SSE client, sseclient-py), the 4xx cases, owner-only conversations, and a
 client that leaves mid-stream (it sets the cancel flag, and the answer stops).
 
-The app is built here (not from conftest): the courses fake and :class:`FakeAssistant` behind
-a JSON transport, and a fake Redis with streams. The fake assistant writes its events with the
-service's own writer (``services.assistant.stream``), so the relay reads what the real one
-would write.
+The app is built here (not from conftest): the courses fake (indexing its published lessons in
+a FakeContent) and the shared FakeAssistant (``tests/unit/service_fakes.py``, answering from
+that content) behind a JSON transport, and a fake Redis with streams. The fake assistant writes
+its events with the service's own writer (``services.assistant.stream``), so the relay reads
+what the real one would write. Answers are extractive unless a test gives the assistant a
+:class:`ScriptedModel` (fixed tokens, or an upstream failure after some).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,36 +27,26 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sseclient import SSEClient
 
-from contracts.assistant import (
-    CANCEL_KEY,
-    STREAM_KEY,
-    Answer,
-    AskRequest,
-    AssistantApi,
-    Conversation,
-    ConversationSummary,
-    DoneEvent,
-    ErrorEvent,
-    HexId,
-    SourcesEvent,
-    TokenEvent,
-    Turn,
-    TurnStatus,
-)
-from contracts.base import Id
+from contracts.assistant import CANCEL_KEY, STREAM_KEY, Answer, AskRequest
 from contracts.content import Passage
-from contracts.errors import MeshError, NotFound, Unavailable
+from contracts.errors import Unavailable
 from contracts.users import UserOut
 from gateway.app import create_app
 from gateway.auth import issue_pair
 from gateway.deps import Services
 from gateway.openapi import build_document
 from gateway.rpc_pool import RpcClient
-from mesh.context import get_correlation_id
 from mesh.settings import get_settings
-from services.assistant.stream import events_for
+from services.assistant import extractive
 from tests.unit.fake_redis_streams import FakeStreamsRedis
-from tests.unit.service_fakes import FakeCourses, LocalTransport, validated
+from tests.unit.service_fakes import (
+    MODEL_TIMED_OUT,
+    FakeAssistant,
+    FakeContent,
+    FakeCourses,
+    LocalTransport,
+    ScriptedModel,
+)
 
 ASK = "/api/assistant/ask"
 CONVERSATIONS = "/api/assistant/conversations"
@@ -71,158 +62,15 @@ CONFIG = {
     "ASSISTANT_STREAM_SECONDS": 5.0,
     "ASSISTANT_ASK_THREADS": 4,
 }
-PASSAGE = Passage(
-    lesson_id=3,
-    position=0,
-    locator="§1",
-    text="A decorator wraps a function.",
-    score=0.03,
-    similarity=0.71,
-)
+QUESTION = "what is a decorator?"
+LESSON = "A decorator wraps a function and returns the wrapper."
+PASSAGE = Passage(lesson_id=1, position=0, text=LESSON, score=1 / 61, similarity=1.0)
+"""What the course's content answers to QUESTION: its one lesson, the first of the fakes."""
+EXTRACTIVE = extractive.compose(QUESTION, [PASSAGE])
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# ----------------------------------------------------------------- the fake assistant
-
-
-class FakeAssistant(AssistantApi):
-    """The assistant in memory, streaming as the service does: ``sources``, a ``token`` per
-    piece, then ``done`` (or ``error`` after ``fail_after`` pieces); it stops when the cancel
-    flag is up. ``hold_before``/``hold_after`` pause it before/after the ``sources`` event
-    until set; ``refuse`` is raised before anything is written."""
-
-    def __init__(self, redis: FakeStreamsRedis) -> None:
-        self.redis = redis
-        self.pieces = ["A decorator ", "wraps ", "a function ", "[1]."]
-        self.sources = [PASSAGE]
-        self.delay = 0.0
-        self.fail_after: int | None = None
-        self.refuse: MeshError | None = None
-        self.hold_before = threading.Event()
-        self.hold_after = threading.Event()
-        self.hold_before.set()
-        self.hold_after.set()
-        self.asked: list[AskRequest] = []
-        self.correlation_ids: list[str | None] = []
-        self.finished = threading.Event()
-        self.conversations: dict[str, dict[str, Any]] = {}
-        self.turns: dict[str, list[Turn]] = {}
-
-    def ping(self) -> str:
-        return "assistant"
-
-    @validated
-    def ask(self, request: AskRequest) -> Answer:
-        self.asked.append(request)
-        self.correlation_ids.append(get_correlation_id())
-        try:
-            return self._answer(request)
-        finally:
-            self.finished.set()
-
-    def _answer(self, request: AskRequest) -> Answer:
-        if self.refuse is not None:
-            raise self.refuse
-        asked_at = utcnow()
-        conversation_id = self._conversation(request, asked_at)
-        events = events_for(self.redis, request.stream_id)  # type: ignore[arg-type]
-        self.hold_before.wait(10)
-        found = bool(self.sources)
-        first = SourcesEvent(
-            conversation_id=conversation_id, mode="extractive", found=found, sources=self.sources
-        )
-        cancelled = events.send("sources", first)
-        self.hold_after.wait(10)
-        text, status, error = self._tokens(events, cancelled)
-        turn = Turn(
-            question=request.question,
-            answer=text,
-            sources=self.sources,
-            mode="extractive",
-            found=found,
-            status=status,
-            error=error,
-            asked_at=asked_at,
-            answered_at=utcnow(),
-        )
-        self.turns[conversation_id].append(turn)
-        self.conversations[conversation_id]["updated_at"] = turn.answered_at
-        if status == "complete":
-            done = DoneEvent(conversation_id=conversation_id, mode="extractive", found=found)
-            events.send("done", done)
-        elif status == "error":
-            assert error is not None
-            failed = ErrorEvent(
-                conversation_id=conversation_id, message=error, sources=self.sources
-            )
-            events.send("error", failed)
-        return Answer(
-            conversation_id=conversation_id,
-            answer=text,
-            sources=self.sources,
-            mode="extractive",
-            found=found,
-            status=status,
-            error=error,
-        )
-
-    def _tokens(self, events: Any, cancelled: bool) -> tuple[str, TurnStatus, str | None]:
-        sent: list[str] = []
-        for number, piece in enumerate(self.pieces):
-            if cancelled:
-                return "".join(sent), "cancelled", None
-            if self.fail_after is not None and number >= self.fail_after:
-                return "".join(sent), "error", "the language model did not answer in time"
-            time.sleep(self.delay)
-            sent.append(piece)
-            cancelled = events.send("token", TokenEvent(text=piece))
-        return "".join(sent), ("cancelled" if cancelled else "complete"), None
-
-    def _conversation(self, request: AskRequest, now: datetime) -> str:
-        if request.conversation_id is None:
-            conversation_id = uuid.uuid4().hex
-            self.conversations[conversation_id] = {
-                "user_id": request.user_id,
-                "course_id": request.course_id,
-                "title": request.question,
-                "created_at": now,
-                "updated_at": now,
-            }
-            self.turns[conversation_id] = []
-            return conversation_id
-        found = self.conversations.get(request.conversation_id)
-        if found is None or (found["user_id"], found["course_id"]) != (
-            request.user_id,
-            request.course_id,
-        ):
-            raise NotFound("conversation not found")
-        return request.conversation_id
-
-    def _summary(self, conversation_id: str) -> dict[str, Any]:
-        doc = self.conversations[conversation_id]
-        return {
-            "conversation_id": conversation_id,
-            "course_id": doc["course_id"],
-            "title": doc["title"],
-            "created_at": doc["created_at"],
-            "updated_at": doc["updated_at"],
-        }
-
-    @validated
-    def list_conversations(self, user_id: Id) -> list[ConversationSummary]:
-        mine = [c for c, doc in self.conversations.items() if doc["user_id"] == user_id]
-        mine.sort(key=lambda c: self.conversations[c]["updated_at"], reverse=True)
-        return [ConversationSummary(**self._summary(c)) for c in mine]
-
-    @validated
-    def get_conversation(self, conversation_id: HexId, user_id: Id) -> Conversation:
-        doc = self.conversations.get(conversation_id)
-        if doc is None or doc["user_id"] != user_id:
-            raise NotFound("conversation not found")
-        return Conversation(**self._summary(conversation_id), turns=self.turns[conversation_id])
 
 
 class NoRpc(RpcClient):
@@ -256,16 +104,21 @@ def redis() -> FakeStreamsRedis:
 
 
 @pytest.fixture
-def assistant(redis: FakeStreamsRedis) -> Iterator[FakeAssistant]:
-    fake = FakeAssistant(redis)
+def content() -> FakeContent:
+    return FakeContent()
+
+
+@pytest.fixture
+def assistant(content: FakeContent, redis: FakeStreamsRedis) -> Iterator[FakeAssistant]:
+    fake = FakeAssistant(content, redis)
     yield fake
     fake.hold_before.set()  # no background ask outlives its test
     fake.hold_after.set()
 
 
 @pytest.fixture
-def courses() -> FakeCourses:
-    return FakeCourses()
+def courses(content: FakeContent) -> FakeCourses:
+    return FakeCourses(content)
 
 
 @pytest.fixture
@@ -316,7 +169,7 @@ def world(app: Flask, courses: FakeCourses) -> World:
     teacher_id, teacher = token_of(app, "instructor")
     student_id, student = token_of(app)
     _, stranger = token_of(app)
-    course = courses.add(teacher_id, "Python", published=True)
+    course = courses.add(teacher_id, "Python", lessons=(LESSON,), published=True)
     draft = courses.add(teacher_id, "Draft")
     courses.enroll(course.id, student_id)
     return World(course.id, draft.id, teacher, student, stranger, student_id)
@@ -340,7 +193,7 @@ def sse_events(response: Any) -> list[tuple[str, Any]]:
     return [(e.event, json.loads(e.data)) for e in SSEClient(Body(response)).events()]
 
 
-def ask_body(world: World, question: str = "what is a decorator?", **extra: Any) -> dict[str, Any]:
+def ask_body(world: World, question: str = QUESTION, **extra: Any) -> dict[str, Any]:
     return {"course_id": world.course, "question": question, **extra}
 
 
@@ -352,7 +205,8 @@ def test_the_json_answer(client: FlaskClient, world: World, assistant: FakeAssis
     assert response.status_code == 200, response.get_json()
     assert response.mimetype == "application/json"
     body = response.get_json()
-    assert body["answer"] == "A decorator wraps a function [1]."
+    assert body["answer"] == EXTRACTIVE  # the course quoted and cited
+    assert f"> {LESSON} [1]" in body["answer"]
     assert body["sources"] == [PASSAGE.model_dump(mode="json")]
     assert (body["mode"], body["found"], body["status"], body["error"]) == (
         "extractive",
@@ -366,7 +220,16 @@ def test_the_json_answer(client: FlaskClient, world: World, assistant: FakeAssis
         world.course,
         None,
     )
-    assert asked.question == "what is a decorator?"
+    assert asked.question == QUESTION
+
+
+def test_a_question_the_course_does_not_cover_is_not_found(
+    client: FlaskClient, world: World
+) -> None:
+    off_topic = ask_body(world, "how long should bread dough rise?")
+    body = client.post(ASK, json=off_topic, headers=world.student).get_json()
+    assert (body["found"], body["sources"], body["status"]) == (False, [], "complete")
+    assert body["answer"] == extractive.NOT_FOUND
 
 
 def test_the_instructor_may_ask_too(client: FlaskClient, world: World) -> None:
@@ -377,20 +240,25 @@ def test_the_instructor_may_ask_too(client: FlaskClient, world: World) -> None:
 def test_a_failed_answer_is_a_200_with_its_error_and_sources(
     client: FlaskClient, world: World, assistant: FakeAssistant
 ) -> None:
-    assistant.fail_after = 2
+    assistant.model = ScriptedModel(fail_after=2)
     body = client.post(ASK, json=ask_body(world), headers=world.student).get_json()
-    assert body["status"] == "error"
-    assert body["error"] == "the language model did not answer in time"
+    assert (body["status"], body["mode"]) == ("error", "model")
+    assert body["error"] == MODEL_TIMED_OUT
     assert body["answer"] == "A decorator wraps "
-    assert body["sources"][0]["lesson_id"] == PASSAGE.lesson_id
+    assert body["sources"] == [PASSAGE.model_dump(mode="json")]
 
 
 # ----------------------------------------------------------------- bad input
 
 
+LONGEST = ("x" * 99 + " ") * 19 + "x" * 100
+"""2000 characters, words of 100: the search takes the first 500, cut at a space."""
+assert len(LONGEST) == 2000
+
+
 @pytest.mark.parametrize(
     ("question", "status"),
-    [("", 422), ("   \n ", 422), ("x" * 2001, 422), ("bad\x00byte", 422), ("x" * 2000, 200)],
+    [("", 422), ("   \n ", 422), ("x" * 2001, 422), ("bad\x00byte", 422), (LONGEST, 200)],
 )
 def test_questions_are_1_to_2000_characters(
     client: FlaskClient, world: World, question: str, status: int
@@ -399,6 +267,11 @@ def test_questions_are_1_to_2000_characters(
     assert response.status_code == status, response.get_json()
     if status == 422:
         assert response.get_json()["details"][0]["field"] == "question"
+
+
+def test_a_long_question_without_spaces_is_answered(client: FlaskClient, world: World) -> None:
+    response = client.post(ASK, json=ask_body(world, "x" * 2000), headers=world.student)
+    assert response.status_code == 200, response.get_json()
 
 
 def test_who_may_ask(client: FlaskClient, world: World) -> None:
@@ -440,13 +313,13 @@ def test_the_answer_as_server_sent_events(
     assert response.headers["Cache-Control"] == "no-cache"
     events = sse_events(response)
     names = [name for name, _ in events]
-    assert names == ["sources", "token", "token", "token", "token", "done"]
+    tokens = list(extractive.pieces(EXTRACTIVE))
+    assert names == ["sources", *["token"] * len(tokens), "done"]
     sources, done = events[0][1], events[-1][1]
     assert sources["sources"] == [PASSAGE.model_dump(mode="json")]
-    assert sources["found"] is True
-    assert "".join(data["text"] for name, data in events if name == "token") == (
-        "A decorator wraps a function [1]."
-    )
+    assert (sources["found"], sources["mode"]) == (True, "extractive")
+    assert [data["text"] for name, data in events if name == "token"] == tokens
+    assert "".join(tokens) == EXTRACTIVE
     assert done["conversation_id"] == sources["conversation_id"]
     (asked,) = assistant.asked
     assert asked.stream_id is not None
@@ -467,11 +340,12 @@ def test_the_background_ask_keeps_the_request_s_correlation_id(
 def test_an_upstream_failure_ends_the_stream_with_an_error_and_the_passages(
     client: FlaskClient, world: World, assistant: FakeAssistant
 ) -> None:
-    assistant.fail_after = 1
+    assistant.model = ScriptedModel(fail_after=1)
     events = sse_events(client.post(ASK, json=ask_body(world), headers={**world.student, **SSE}))
     assert [name for name, _ in events] == ["sources", "token", "error"]
+    assert events[1][1] == {"text": "A decorator "}
     error = events[-1][1]
-    assert error["message"] == "the language model did not answer in time"
+    assert error["message"] == MODEL_TIMED_OUT
     assert error["sources"] == [PASSAGE.model_dump(mode="json")]
 
 
@@ -505,7 +379,7 @@ def test_no_first_event_in_time_is_a_503_and_cancels(
 def test_a_client_that_leaves_cancels_the_answer(
     client: FlaskClient, world: World, assistant: FakeAssistant, redis: FakeStreamsRedis
 ) -> None:
-    assistant.pieces = [f"word{n} " for n in range(500)]
+    assistant.model = ScriptedModel([f"word{n} " for n in range(500)])
     assistant.delay = 0.005
     response = client.post(ASK, json=ask_body(world), headers={**world.student, **SSE})
     body = Body(response)
@@ -548,6 +422,7 @@ def test_quiet_streams_get_keepalive_comments(
     make_app: Callable[..., Flask], world: World, assistant: FakeAssistant
 ) -> None:
     client = make_app(SSE_KEEPALIVE_SECONDS=0.02).test_client()
+    assistant.model = ScriptedModel()  # four tokens, a tenth of a second apart
     assistant.delay = 0.1
     response = client.post(ASK, json=ask_body(world), headers={**world.student, **SSE})
     raw = b"".join(response.iter_encoded()).decode()
@@ -590,12 +465,14 @@ def test_conversations_are_their_owner_s(
     follow_up = ask_body(world, "and why?", conversation_id=conversation_id)
     again = client.post(ASK, json=follow_up, headers=world.student).get_json()
     assert again["conversation_id"] == conversation_id
+    assert again["found"] is True  # searched again with the previous question
 
     listed = client.get(CONVERSATIONS, headers=world.student).get_json()["items"]
     assert [c["conversation_id"] for c in listed] == [conversation_id]
-    assert listed[0]["title"] == "what is a decorator?"
+    assert listed[0]["title"] == QUESTION
     one = client.get(f"{CONVERSATIONS}/{conversation_id}", headers=world.student).get_json()
-    assert [t["question"] for t in one["turns"]] == ["what is a decorator?", "and why?"]
+    assert [t["question"] for t in one["turns"]] == [QUESTION, "and why?"]
+    assert one["turns"][0]["answer"] == first["answer"]
 
     assert client.get(CONVERSATIONS, headers=world.teacher).get_json()["items"] == []
     other = client.get(f"{CONVERSATIONS}/{conversation_id}", headers=world.teacher)

@@ -7,15 +7,21 @@ arguments as they are, for payloads that break the contract and cannot even be b
 The real orders service takes its stock from a FakeCatalog and checks users in a FakeUsers,
 both called through the same transport. The real courses service gets its publishing jobs run
 by the pipeline's own bookkeeping (``services.courses.jobs``), the fake by ``run_job``.
-Notifications: tests/integration/ (MongoDB); content: tests/integration/ (Qdrant and the model).
+The real analytics service counts the events it is given through its own handlers (wire bodies,
+as off the bus); the fake takes the same bodies through its handlers of the same names.
+Notifications: tests/integration/ (MongoDB); content: tests/integration/ (Qdrant and the model);
+the assistant: tests/integration/test_assistant_contract.py (MongoDB, Redis), whose checks run
+here on the fake alone.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar, get_type_hints
 
@@ -23,6 +29,14 @@ import pytest
 from sqlalchemy import MetaData
 from sqlalchemy.orm import sessionmaker
 
+from contracts.analytics import (
+    MAX_DAYS,
+    AnalyticsApi,
+    EnrollmentsQuery,
+    OrdersReportQuery,
+    ReportQuery,
+)
+from contracts.assistant import AssistantApi
 from contracts.base import Event, Viewer
 from contracts.catalog import (
     CatalogApi,
@@ -50,6 +64,7 @@ from contracts.courses import (
 from contracts.errors import (
     AuthenticationFailed,
     Conflict,
+    ContractViolation,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -70,6 +85,9 @@ from contracts.orders import (
 from contracts.users import Credentials, RegisterRequest, UserOut, UserRegistered, UsersApi
 from mesh.sql import make_sessionmaker
 from mesh.typed import Transport, client
+from services.analytics import models as analytics_models
+from services.analytics.service import AnalyticsService
+from services.assistant.service import AssistantService
 from services.catalog import models as catalog_models
 from services.catalog.service import CatalogService
 from services.content.service import ContentService
@@ -82,9 +100,12 @@ from services.orders.service import OrdersService
 from services.users import models as users_models
 from services.users.passwords import PasswordHasher
 from services.users.service import UsersService
+from tests.integration import test_assistant_contract as assistant_contract
 from tests.unit.fakes import FakeCache, RecordingSink, RecordingTasks
 from tests.unit.service_fakes import (
     PASSWORD,
+    FakeAnalytics,
+    FakeAssistant,
     FakeCatalog,
     FakeContent,
     FakeCourses,
@@ -94,6 +115,7 @@ from tests.unit.service_fakes import (
     LocalTransport,
     wired,
 )
+from tests.unit.test_analytics_figures import check_reports, deliveries, world
 
 P = TypeVar("P")
 SIDES = ["fake", "real"]
@@ -584,6 +606,7 @@ def test_an_order_takes_stock_and_is_priced_by_the_reservation(shop: Shop) -> No
         shop.lamp.id,
         2,
     )
+    assert (event.total_cents, event.currency) == (5000, "GBP")  # what analytics counts
 
 
 def test_an_unknown_product_is_not_found_and_no_stock_is_a_conflict(shop: Shop) -> None:
@@ -1167,6 +1190,194 @@ def test_courses_refuse_a_payload_that_breaks_the_contract(
     assert campus.courses.events == []
 
 
+# ================================================================= analytics
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """An analytics service: ``api`` its Protocol, ``deliver`` hands it an event as the bus
+    does (the event's wire body, to its handler of that event), ``raw`` calls it with wire data."""
+
+    kind: str
+    api: AnalyticsApi
+    transport: LocalTransport
+    target: Any
+
+    def deliver(self, *events: Event) -> None:
+        for event in events:
+            handler = getattr(self.target, "on_" + event.type.replace(".", "_"))
+            handler(json.loads(json.dumps(event.to_wire())))
+
+    def raw(self, method: str, *args: Any) -> Any:
+        return self.transport.call("analytics", method, *args)
+
+
+def analytics_side(kind: str, tmp_path: Path) -> Ledger:
+    if kind == "fake":
+        fake = FakeAnalytics()
+        return Ledger(kind, fake, LocalTransport(analytics=fake), fake)
+    service = wired(
+        AnalyticsService, context=None, db=sqlite(tmp_path, analytics_models.Base.metadata)
+    )
+    transport = LocalTransport(analytics=service)
+    return Ledger(kind, client(AnalyticsApi, "analytics", transport), transport, service)
+
+
+@pytest.fixture(params=SIDES)
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Ledger:
+    return analytics_side(request.param, tmp_path)
+
+
+MARCH_1 = date(2024, 3, 1)
+
+
+def days(first: date, count: int) -> ReportQuery:
+    return ReportQuery(from_=first, to=first + timedelta(days=count - 1))
+
+
+def test_the_reports_equal_the_source_services_data(ledger: Ledger) -> None:
+    """Every event at least once, shuffled, a cancellation before its order (the figures'
+    test's world): each report equals what the source rows say."""
+    source = world()
+    ledger.deliver(*deliveries(source))
+    check_reports(ledger.api, source)
+
+
+def test_the_fake_and_the_service_give_the_same_rows(tmp_path: Path) -> None:
+    fake, real = analytics_side("fake", tmp_path), analytics_side("real", tmp_path)
+    source = world(seed=3)
+    for side in (fake, real):
+        side.deliver(*deliveries(source, seed=5))
+    whole = ReportQuery(from_=date(2024, 2, 20), to=date(2024, 3, 10))
+    span = {"from_": whole.from_, "to": whole.to}
+    for method, query in [
+        ("signups", whole),
+        ("event_counts", whole),
+        ("enrollments", EnrollmentsQuery(**span)),
+        *[("enrollments", EnrollmentsQuery(**span, course_id=n)) for n in (1, 2, 3, 9)],
+        ("orders", OrdersReportQuery(**span)),
+        *[("orders", OrdersReportQuery(**span, product_id=n)) for n in (1, 2, 3, 9)],
+        *[(m, days(date(2024, 2, 28), 2)) for m in ("signups", "event_counts")],
+        ("orders", OrdersReportQuery(from_=date(2024, 2, 29), to=date(2024, 3, 1))),
+    ]:
+        rows = fake.raw(method, query.model_dump(mode="json"))
+        assert rows == real.raw(method, query.model_dump(mode="json")), (method, query)
+        assert rows or method in ("enrollments", "orders"), method
+    assert fake.raw("orders", {"from": "2024-02-27", "to": "2024-03-02"})  # not all empty
+
+
+def test_an_event_counts_once_on_its_utc_day(ledger: Ledger) -> None:
+    late = UserRegistered(user_id=1, occurred_at="2024-03-01T23:30:00-02:00")  # 01:30Z on the 2nd
+    ledger.deliver(late, late, UserRegistered(user_id=2, occurred_at="2024-03-01T00:00:00Z"))
+    assert [r.signups for r in ledger.api.signups(days(MARCH_1, 3))] == [1, 1, 0]
+    counts = ledger.api.event_counts(days(MARCH_1, 3))
+    assert [(r.day, r.event_type, r.events) for r in counts] == [
+        (MARCH_1, "user.registered", 1),
+        (date(2024, 3, 2), "user.registered", 1),
+    ]
+
+
+def test_a_cancellation_counts_on_its_day_under_its_order_whichever_comes_first(
+    ledger: Ledger,
+) -> None:
+    def placed(order_id: int, **amount: Any) -> OrderCreated:
+        return OrderCreated(
+            order_id=order_id,
+            user_id=1,
+            product_id=4,
+            quantity=3,
+            occurred_at="2024-03-01T10:00:00Z",
+            **amount,
+        )
+
+    def cancelled(order_id: int) -> OrderStatusChanged:
+        return OrderStatusChanged(
+            order_id=order_id,
+            user_id=1,
+            order_ref=f"ref-{order_id}",
+            old_status="pending",
+            new_status="cancelled",
+            occurred_at="2024-03-02T10:00:00Z",
+        )
+
+    priced = {"total_cents": 1500, "currency": "EUR"}
+    ledger.deliver(cancelled(1), placed(1, **priced), placed(2, **priced), cancelled(2))
+    ledger.deliver(placed(3), cancelled(3), cancelled(3))  # an older event: no amount
+    rows = [
+        (
+            r.day.day,
+            r.currency,
+            r.orders,
+            r.items,
+            r.revenue_cents,
+            r.cancellations,
+            r.cancelled_cents,
+        )
+        for r in ledger.api.orders(OrdersReportQuery(from_=MARCH_1, to=date(2024, 3, 2)))
+    ]
+    assert rows == [
+        (1, None, 1, 3, 0, 0, 0),
+        (1, "EUR", 2, 6, 3000, 0, 0),
+        (2, None, 0, 0, 0, 1, 0),
+        (2, "EUR", 0, 0, 0, 2, 3000),
+    ]
+
+
+def test_a_broken_event_is_a_contract_violation(ledger: Ledger) -> None:
+    with pytest.raises(ContractViolation):
+        ledger.target.on_order_created({"type": "order.created", "order_id": "seven"})
+    assert ledger.api.event_counts(days(MARCH_1, 1)) == []
+
+
+def test_the_longest_range_is_a_year(ledger: Ledger) -> None:
+    rows = ledger.api.signups(ReportQuery(from_=date(2024, 1, 1), to=date(2024, 12, 31)))
+    assert len(rows) == MAX_DAYS and {r.signups for r in rows} == {0}
+
+
+SPAN = {"from": "2024-03-01", "to": "2024-03-03"}
+ANALYTICS_BROKEN: list[tuple[str, list[Any], list[str]]] = [
+    *[
+        (method, [{"from": "2024-03-02", "to": "2024-03-01"}], ["query"])
+        for method in ("signups", "enrollments", "orders", "event_counts")
+    ],
+    *[
+        (method, [{"from": "2023-12-31", "to": "2024-12-31"}], ["query"])
+        for method in ("signups", "enrollments", "orders", "event_counts")
+    ],
+    ("signups", [{"from": "2024-03-01"}], ["query.to"]),
+    ("signups", [{"to": "2024-03-01"}], ["query.from"]),
+    *[
+        ("signups", [{**SPAN, "from": bad}], ["query.from"])
+        for bad in ("01/03/2024", "2024-3-1", "2024-03-01T00:00:00", "2024-02-30", 1709251200, None)
+    ],
+    ("event_counts", [{**SPAN, "to": "2023-02-29"}], ["query.to"]),
+    ("signups", [{**SPAN, "extra": 1}], ["query.extra"]),
+    *[("enrollments", [{**SPAN, "course_id": bad}], ["query.course_id"]) for bad in (0, "4", True)],
+    ("orders", [{**SPAN, "product_id": -1}], ["query.product_id"]),
+    ("orders", ["2024-03-01"], ["query"]),
+    ("orders", [], []),
+]
+
+
+@pytest.mark.parametrize(("method", "args", "fields"), ANALYTICS_BROKEN)
+def test_analytics_refuses_a_query_that_breaks_the_contract(
+    ledger: Ledger, method: str, args: list[Any], fields: list[str]
+) -> None:
+    assert invalid_fields(lambda: ledger.raw(method, *args)) == fields
+
+
+# ================================================================= assistant
+
+
+@pytest.mark.parametrize("check", assistant_contract.CHECKS, ids=lambda check: check.__name__)
+def test_the_fake_assistant_keeps_the_assistant_s_contract(
+    check: Callable[[assistant_contract.AssistantSide], None],
+) -> None:
+    """The checks of tests/integration/test_assistant_contract.py (where the real service,
+    on MongoDB and Redis, meets them too), on the fake alone."""
+    check(assistant_contract.fake_side())
+
+
 # ================================================================= every service
 
 
@@ -1192,6 +1403,8 @@ API = [
     (NotificationsApi, NotificationsService, FakeNotifications),
     (CoursesApi, CoursesService, FakeCourses),
     (ContentApi, ContentService, FakeContent),
+    (AssistantApi, AssistantService, FakeAssistant),
+    (AnalyticsApi, AnalyticsService, FakeAnalytics),
 ]
 
 

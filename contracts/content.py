@@ -8,7 +8,10 @@ from pydantic import Field, StrictInt, StringConstraints
 
 from contracts.base import Contract, Id, Text
 
-Query = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+QUERY_MAX = 500
+Query = Annotated[
+    Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=QUERY_MAX)
+]
 Version = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 INDEX_BATCH_MAX = 256
 

@@ -28,6 +28,7 @@ from flask_jwt_extended import (
 )
 from redis import Redis
 
+from contracts.base import Viewer
 from contracts.users import UserOut
 from gateway import deps
 from gateway.errors import register_jwt_loaders
@@ -102,6 +103,11 @@ def current_user_id() -> int:
 def current_user_is_admin() -> bool:
     """The ``adm`` claim of the verified access token."""
     return get_jwt().get(ADMIN_CLAIM) is True
+
+
+def current_viewer() -> Viewer:
+    """Who asks, as the services take it: the token's user, and whether an administrator."""
+    return Viewer(user_id=current_user_id(), is_admin=current_user_is_admin())
 
 
 def current_user_teaches() -> bool:

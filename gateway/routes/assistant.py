@@ -44,9 +44,8 @@ from contracts.assistant import (
 )
 from contracts.errors import Conflict, MeshError, Unavailable
 from gateway.api import endpoint
-from gateway.auth import current_user_id
+from gateway.auth import current_user_id, current_viewer
 from gateway.deps import redis, services
-from gateway.routes.courses import viewer
 from gateway.routes.events import sse_message
 from mesh.settings import get_settings
 
@@ -87,7 +86,7 @@ class ConversationList(BaseModel):
     description=EVENTS_TEXT,
 )
 def ask(body: Question) -> Answer | Response:
-    asker = viewer()
+    asker = current_viewer()
     course = services().courses.check_access(body.course_id, asker)
     if course.status != "published":
         raise Conflict("course is not published")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app
 
-from contracts.base import Viewer
 from contracts.content import SearchRequest
 from contracts.courses import (
     CourseCreate,
@@ -26,7 +25,7 @@ from contracts.courses import (
     ProgressOut,
 )
 from gateway.api import Upload, endpoint
-from gateway.auth import current_user_id, current_user_is_admin
+from gateway.auth import current_user_id, current_viewer
 from gateway.cache import cached_json, response_cache
 from gateway.deps import services
 from gateway.http import created
@@ -36,10 +35,6 @@ from gateway.uploads import store_upload
 bp = Blueprint("courses", __name__, url_prefix="/api/courses")
 
 PROGRESS = "progress"
-
-
-def viewer() -> Viewer:
-    return Viewer(user_id=current_user_id(), is_admin=current_user_is_admin())
 
 
 def progress_key(course_id: int, user_id: int) -> str:
@@ -75,7 +70,7 @@ def list_courses(query: CourseQuery) -> CoursePage:
 @bp.get("/<id:course_id>")
 @endpoint("One course", tag="courses", auth="access", response=CourseOut)
 def get_course(course_id: int) -> CourseOut:
-    return services().courses.get_course(course_id, viewer())
+    return services().courses.get_course(course_id, current_viewer())
 
 
 @bp.patch("/<id:course_id>")
@@ -88,13 +83,13 @@ def get_course(course_id: int) -> CourseOut:
     errors=(409,),
 )
 def update_course(course_id: int, body: CoursePatch) -> CourseOut:
-    return services().courses.update_course(course_id, viewer(), body)
+    return services().courses.update_course(course_id, current_viewer(), body)
 
 
 @bp.get("/<id:course_id>/lessons")
 @endpoint("A course's lessons, in order", tag="courses", auth="access", response=LessonList)
 def list_lessons(course_id: int) -> LessonList:
-    return LessonList(items=services().courses.list_lessons(course_id, viewer()))
+    return LessonList(items=services().courses.list_lessons(course_id, current_viewer()))
 
 
 @bp.post("/<id:course_id>/lessons")
@@ -121,7 +116,7 @@ def add_lesson(
     else:
         assert body is not None  # the declaration gives one or the other
         lesson = LessonCreate(**body.model_dump(exclude_unset=True))
-    return services().courses.add_lesson(course_id, viewer(), lesson)
+    return services().courses.add_lesson(course_id, current_viewer(), lesson)
 
 
 @bp.post("/<id:course_id>/publish")
@@ -136,7 +131,7 @@ def add_lesson(
     "(the `Location` header). The course is published when every step is done.",
 )
 def publish(course_id: int) -> Response:
-    job = services().courses.publish(course_id, viewer())
+    job = services().courses.publish(course_id, current_viewer())
     return created(job, "learning.get_job", status=202, job_id=job.id)
 
 
@@ -183,6 +178,6 @@ def progress(course_id: int) -> Response:
     description="Hybrid search: dense vectors and keywords (BM25), fused by rank.",
 )
 def search(course_id: int, query: SearchQuery) -> PassageList:
-    services().courses.check_access(course_id, viewer())
+    services().courses.check_access(course_id, current_viewer())
     request = SearchRequest(course_id=course_id, q=query.q, limit=query.limit)
     return PassageList(items=services().content.search(request))

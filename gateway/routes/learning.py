@@ -7,10 +7,10 @@ from flask import Blueprint
 
 from contracts.courses import JobOut, ProgressOut
 from gateway.api import endpoint
-from gateway.auth import current_user_id
+from gateway.auth import current_user_id, current_viewer
 from gateway.cache import response_cache
 from gateway.deps import services
-from gateway.routes.courses import PROGRESS, progress_key, viewer
+from gateway.routes.courses import PROGRESS, progress_key
 from gateway.schemas import MyCourseList
 
 bp = Blueprint("learning", __name__, url_prefix="/api")
@@ -47,4 +47,4 @@ def complete(lesson_id: int) -> ProgressOut:
     response=JobOut,
 )
 def get_job(job_id: str) -> JobOut:
-    return services().courses.get_job(job_id, viewer())
+    return services().courses.get_job(job_id, current_viewer())

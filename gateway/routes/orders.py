@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 from pydantic import TypeAdapter
 
-from contracts.base import Viewer, parse_value
+from contracts.base import parse_value
 from contracts.errors import NotFound
 from contracts.notifications import OrderNotificationsRequest
 from contracts.orders import (
@@ -21,7 +21,7 @@ from contracts.orders import (
     StatusChange,
 )
 from gateway.api import Header, endpoint
-from gateway.auth import current_user_id, current_user_is_admin
+from gateway.auth import current_user_id, current_viewer
 from gateway.cache import cached_json, response_cache
 from gateway.deps import services
 from gateway.http import created
@@ -39,10 +39,6 @@ IDEMPOTENCY = Header(
 )
 
 
-def viewer() -> Viewer:
-    return Viewer(user_id=current_user_id(), is_admin=current_user_is_admin())
-
-
 def not_found(order_id: int) -> NotFound:
     """One answer for "no such order" and "not yours", so that ids cannot be probed."""
     return NotFound(f"order {order_id} not found")
@@ -50,7 +46,7 @@ def not_found(order_id: int) -> NotFound:
 
 def visible_order(order_id: int) -> tuple[OrderOut, bool]:
     """``(order, cache hit)`` if the caller owns the order or is an administrator; else 404."""
-    who = viewer()
+    who = current_viewer()
     try:
         order, hit = response_cache().cached(
             KIND, order_id, OrderOut, lambda: services().orders.get_order(order_id, who)
@@ -126,7 +122,7 @@ def get(order_id: int) -> Response:
 def cancel(order_id: int) -> OrderOut:
     """The owner (or an administrator) cancels; the stock goes back to the product."""
     with response_cache().invalidating(KIND, order_id):
-        order = services().orders.cancel_order(order_id, viewer())
+        order = services().orders.cancel_order(order_id, current_viewer())
     return _stock_changed(order)
 
 

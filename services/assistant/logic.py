@@ -27,13 +27,12 @@ from contracts.assistant import (
     Turn,
     TurnStatus,
 )
-from contracts.content import ContentApi, Passage, SearchRequest
+from contracts.content import QUERY_MAX, ContentApi, Passage, SearchRequest
 from contracts.errors import Unavailable
 from services.assistant import extractive, store
 from services.assistant.model import ChatModel, ModelFailed, messages
 from services.assistant.stream import Events, events_for
 
-QUERY_MAX = 500  # contracts.content.Query
 TOO_LONG = "the answer took too long and was cut short"
 
 

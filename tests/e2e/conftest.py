@@ -30,10 +30,11 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 CONF = REPO / "supervisord.conf"
 
-GATEWAY_PORT = 8123
-MONGO_PORT = 27127
-REDIS_DB = 14
-VHOST = "mesh_e2e"
+# Overridable so that two suites can run side by side on one machine without sharing state.
+GATEWAY_PORT = int(os.environ.get("E2E_GATEWAY_PORT", "8123"))
+MONGO_PORT = int(os.environ.get("E2E_MONGO_PORT", "27127"))
+REDIS_DB = int(os.environ.get("E2E_REDIS_DB", "14"))
+VHOST = os.environ.get("E2E_VHOST", "mesh_e2e")
 READY_TIMEOUT = 120
 PASSWORD = "correct-horse-battery-9"  # meets the password policy
 

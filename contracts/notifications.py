@@ -11,6 +11,16 @@ from contracts.base import Contract, UtcDatetime
 SEND_EMAIL_ACTOR = "send_email"
 EMAIL_QUEUE = "email"
 
+# Each user's stored notifications, newest last, as a Redis Stream the gateway serves over SSE.
+# An entry's field ``notification`` holds a NotificationOut as JSON; the stream keeps about
+# USER_STREAM_MAXLEN entries, the window a reconnecting client can resume from.
+USER_STREAM_MAXLEN = 200
+
+
+def user_stream_key(user_id: int) -> str:
+    """The Redis Stream of one user's notifications."""
+    return f"mesh:notifications:user:{user_id}"
+
 
 class ListRequest(Contract):
     user_id: StrictInt = Field(ge=1)

@@ -153,9 +153,11 @@ class Event(Contract):
         return {"type": self.type, **self.model_dump(mode="json")}
 
 
-ID_MAX = 2**63 - 1
+ID_MAX = 2**31 - 1
+"""The largest id: the services' id columns are 32-bit INTEGERs on every engine, so a larger
+one can name nothing (and PostgreSQL refuses to compare an INTEGER column with it)."""
 Id = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
-"""A resource id: a positive integer (never a bool or a numeric string)."""
+"""A resource id: a positive integer up to :data:`ID_MAX` (never a bool or a numeric string)."""
 
 
 def _no_control_characters(value: str) -> str:
@@ -174,6 +176,23 @@ Text = Annotated[
 ]
 """A string that may be stored or searched: no control characters but tab and newlines."""
 
+NOT_ON_ONE_LINE = {"Cc", "Zl", "Zp"}  # controls, U+2028 LINE and U+2029 PARAGRAPH SEPARATOR
+
+
+def _one_line(value: str) -> str:
+    # A name ends up in one-line places (an e-mail Subject, a log line, a header).
+    if any(unicodedata.category(ch) in NOT_ON_ONE_LINE for ch in value):
+        raise ValueError("must be one line, without control characters")
+    return value
+
+
+ONE_LINE = r"^[^\x00-\x1F\x7F-\x9F\u2028\u2029]*$"
+"""What :func:`_one_line` accepts, as a pattern: no character of Unicode's category Cc
+(U+0000-U+001F, U+007F-U+009F), nor a line or paragraph separator (U+2028, U+2029)."""
+
+Line = Annotated[str, AfterValidator(_one_line), Stated({"pattern": ONE_LINE})]
+"""A single-line string (a name, a title): no control character at all, no line break."""
+
 
 class Viewer(Contract):
     """Who asks: a user, and whether an administrator (only ``True`` counts)."""
@@ -187,7 +206,7 @@ OPERATOR = Viewer(user_id=ID_MAX, is_admin=True)
 
 
 def is_id(value: Any) -> bool:
-    """True for a positive int that is not a bool and fits a BIGINT."""
+    """True for a positive int that is not a bool and fits an id column (:data:`ID_MAX`)."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= ID_MAX
 
 

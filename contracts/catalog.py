@@ -6,9 +6,9 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, StrictInt, StringConstraints
 
-from contracts.base import Contract, Event, Id, Patch, Text, UtcDatetime
+from contracts.base import Contract, Event, Id, Line, Patch, Text, UtcDatetime
 
-Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[Text, StringConstraints(max_length=5000)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 PriceCents = Annotated[StrictInt, Field(ge=0, le=100_000_000)]
@@ -82,6 +82,27 @@ class WishlistItem(Contract):
     added_at: UtcDatetime
 
 
+class WishlistQuery(Contract):
+    """A page of a wishlist, newest first."""
+
+    limit: Annotated[StrictInt, Field(ge=1, le=100)] = 50
+    offset: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+
+
+class WishlistPage(Contract):
+    """``next_offset`` is the ``offset`` of the next page, or None on the last one."""
+
+    items: list[WishlistItem]
+    limit: int
+    offset: int
+    next_offset: int | None = None
+
+
+WishlistersAfter = Annotated[StrictInt, Field(ge=0)]
+"""Page the wishlisters of a product by user id: those after this one."""
+WishlistersLimit = Annotated[StrictInt, Field(ge=1, le=1000)]
+
+
 class ReserveRequest(Contract):
     """Take ``quantity`` from stock for one order; idempotent by ``order_ref``."""
 
@@ -119,8 +140,8 @@ class CatalogApi(Protocol):
         """Soft-delete (NotFound when already deleted or unknown)."""
         ...
 
-    def wishlist_list(self, user_id: Id) -> list[WishlistItem]:
-        """The user's wishlist, newest first; deleted products left out."""
+    def wishlist_list(self, user_id: Id, query: WishlistQuery) -> WishlistPage:
+        """A page of the user's wishlist, newest first; deleted products left out."""
         ...
 
     def wishlist_add(self, user_id: Id, product_id: Id) -> WishlistItem:
@@ -131,8 +152,11 @@ class CatalogApi(Protocol):
         """Idempotent: removing what is not there is not an error."""
         ...
 
-    def wishlisted_by(self, product_id: Id) -> list[int]:
-        """Ids of the users with the product on their wishlist."""
+    def wishlisted_by(
+        self, product_id: Id, after: WishlistersAfter = 0, limit: WishlistersLimit = 1000
+    ) -> list[int]:
+        """Ids of the users with the product on their wishlist, ascending, from the first one
+        above ``after``, at most ``limit`` of them."""
         ...
 
     def reserve_stock(self, request: ReserveRequest) -> Reservation:

@@ -6,13 +6,13 @@ from typing import Annotated, ClassVar, Literal, Protocol
 
 from pydantic import Field, StrictInt, StringConstraints, model_validator
 
-from contracts.base import Contract, Event, Id, Patch, Text, UtcDatetime, Viewer
+from contracts.base import Contract, Event, Id, Line, Patch, Text, UtcDatetime, Viewer
 
 CourseStatus = Literal["draft", "publishing", "published", "failed"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 ContentKind = Literal["pdf", "srt", "vtt", "html", "markdown", "text"]
 
-Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[Line, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[Text, StringConstraints(max_length=5000)]
 Capacity = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
 Position = Annotated[StrictInt, Field(ge=0, le=10_000)]
@@ -76,7 +76,7 @@ class StoredFile(Contract):
     sha256: Sha256
     size: Annotated[StrictInt, Field(ge=1)]
     kind: ContentKind
-    filename: Annotated[Text, StringConstraints(max_length=255)] = ""
+    filename: Annotated[Line, StringConstraints(max_length=255)] = ""
 
 
 class LessonCreate(Contract):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Annotated, Literal, Protocol
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, StringConstraints
 
 from contracts.base import Contract, UtcDatetime
 
@@ -22,9 +22,19 @@ def user_stream_key(user_id: int) -> str:
     return f"mesh:notifications:user:{user_id}"
 
 
+NotificationId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
+"""A notification's id: its MongoDB ObjectId as 24 lower-case hex digits."""
+
+EmailStatus = Literal["queued", "sent", "failed"]
+"""Where a notification's e-mail is: waiting for (or between) attempts, sent, or given up."""
+
+
 class ListRequest(Contract):
+    """A page of a user's notifications, newest first; ``before`` continues after that one."""
+
     user_id: StrictInt = Field(ge=1)
     limit: StrictInt = Field(20, ge=1, le=50)
+    before: NotificationId | None = None
 
 
 class OrderNotificationsRequest(Contract):
@@ -41,13 +51,27 @@ class NotificationOut(Contract):
     title: str
     body: str
     created_at: UtcDatetime
+    email_status: EmailStatus | None = Field(
+        None, description="The e-mail's delivery: queued, sent or failed; null without e-mail."
+    )
+    sent_at: UtcDatetime | None = Field(None, description="When the e-mail was sent.")
+
+
+class NotificationPage(Contract):
+    """Notifications newest first, and the ``before`` of the next page (None on the last)."""
+
+    items: list[NotificationOut]
+    next_before: NotificationId | None = Field(
+        None, description="Pass as ``before`` for the next (older) page; null on the last page."
+    )
 
 
 class NotificationsApi(Protocol):
     """The notifications service's RPC surface (service name ``notifications``)."""
 
-    def list_for_user(self, request: ListRequest) -> list[NotificationOut]:
-        """A user's notifications, newest first."""
+    def list_for_user(self, request: ListRequest) -> NotificationPage:
+        """A page of a user's notifications, newest first (NotFound for an unknown
+        ``before``: none of this user's notifications has that id)."""
         ...
 
     def get_notifications(self, request: OrderNotificationsRequest) -> list[NotificationOut]:

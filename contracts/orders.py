@@ -20,6 +20,17 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 
+Fate = Literal["open", "kept", "released"]
+"""What becomes of an order's stock reservation: still ``open`` while the order can be
+cancelled, ``kept`` for good once it cannot, ``released`` once it is cancelled."""
+
+
+def reservation_fate(status: Status) -> Fate:
+    """The fate of the stock reserved for an order in ``status`` (see :data:`Fate`)."""
+    if status == "cancelled":
+        return "released"
+    return "open" if "cancelled" in TRANSITIONS[status] else "kept"
+
 
 IdempotencyKey = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
 """A client's key for one order attempt (the Idempotency-Key header): a retry is not a new order."""
@@ -84,6 +95,13 @@ class OrderRefs(Contract):
     refs: list[OrderRef] = Field(max_length=1000)
 
 
+class OrderRefState(Contract):
+    """The status of the stored order that holds a stock reservation."""
+
+    order_ref: str
+    status: Status
+
+
 class OrderPage(Contract):
     items: list[OrderOut]
     limit: int
@@ -100,7 +118,8 @@ class OrdersApi(Protocol):
     def create_order(
         self, user_id: Id, order: OrderCreate, idempotency_key: IdempotencyKey | None = None
     ) -> OrderOut:
-        """Reserve the stock, then store the order; a retry with the same key returns it."""
+        """Reserve the stock, then store the order; a retry with the same key returns it.
+        Conflict when the user already holds ORDER_MAX_PENDING_PER_USER pending orders."""
         ...
 
     def list_orders(self, user_id: Id, query: OrderQuery) -> OrderPage:
@@ -117,6 +136,7 @@ class OrdersApi(Protocol):
         """Any legal move of the state machine (the caller checks for an administrator)."""
         ...
 
-    def known_order_refs(self, refs: OrderRefs) -> list[str]:
-        """Which of these stock reservations belong to a stored order."""
+    def order_ref_states(self, refs: OrderRefs) -> list[OrderRefState]:
+        """The status of the order holding each of these stock reservations; a ref that no
+        stored order holds is left out (its order was never stored)."""
         ...

@@ -149,6 +149,10 @@ class PublicUser(Contract):
     name: str
 
 
+UserIds = Annotated[list[Id], Field(max_length=1000)]
+"""Users looked up together (a notification fan-out's batch)."""
+
+
 class UsersApi(Protocol):
     """The users service's RPC surface (service name ``users``)."""
 
@@ -161,6 +165,10 @@ class UsersApi(Protocol):
         ...
 
     def get_user(self, user_id: Id) -> UserOut: ...
+
+    def get_users(self, user_ids: UserIds) -> list[UserOut]:
+        """The users of these ids that exist, in the order asked (unknown ids left out)."""
+        ...
 
     def promote_admin(self, email: Email) -> UserOut:
         """Make an existing user an administrator."""

@@ -11,9 +11,10 @@ from flask import Flask
 from redis import Redis
 
 from gateway.auth import init_jwt
+from gateway.cors import init_cors
 from gateway.deps import Deps, Services, install
 from gateway.errors import register_error_handlers
-from gateway.http import ConversationIdConverter, IdConverter, JobIdConverter
+from gateway.http import ConversationIdConverter, IdConverter, JobIdConverter, trust_proxies
 from gateway.limits import apply_limits, init_limiter
 from gateway.metrics import init_metrics
 from gateway.middleware import init_middleware
@@ -70,8 +71,11 @@ def settings_config(settings: Settings) -> dict[str, Any]:
         "RATELIMIT_STRATEGY": "sliding-window-counter",
         "LOGIN_RATE_IP": settings.login_rate_ip,
         "LOGIN_RATE_ACCOUNT": settings.login_rate_account,
+        "LOGIN_RATE_ACCOUNT_TOTAL": settings.login_rate_account_total,
+        "TRUSTED_PROXIES": settings.trusted_proxies,
         "REGISTER_RATE_IP": settings.register_rate_ip,
         "API_RATE_IP": settings.api_rate_ip,
+        "CORS_ORIGINS": settings.cors_origin_list,
         "SSE_KEEPALIVE_SECONDS": 15.0,
         "SSE_POLL_SECONDS": 1.0,
         "READY_TIMEOUT": 2.0,
@@ -110,7 +114,9 @@ def create_app(
     app.config.from_mapping(test_config or {})
     if not app.testing:
         configure_logging(settings.log_level)
+    trust_proxies(app)
     init_middleware(app)
+    init_cors(app)
     registry = init_metrics(app)
     register_error_handlers(app)
     init_jwt(app)

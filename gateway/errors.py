@@ -25,6 +25,7 @@ from contracts.errors import (
     Unavailable,
 )
 from gateway import deps
+from gateway.bulkhead import ServiceBusy
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ MESSAGES = {
     500: "internal error",
 }
 BEARER_CHALLENGE = 'Bearer error="invalid_token"'
+RETRY_AFTER_SECONDS = 5
+"""What a 503 tells a client to wait (``Retry-After``) when nothing more precise is known."""
 
 # Each error a service may raise, as an HTTP status; the code is CODES[status]. A subclass
 # takes the entry of its nearest listed base; anything unlisted is an internal error.
@@ -98,7 +101,16 @@ def handle_mesh_error(exc: MeshError) -> Response:
     if status == 500:
         log.error("internal error: %s", exc, exc_info=exc)
         return error_response(500, MESSAGES[500])
+    if status == 503:
+        # A call refused without being made (gateway.bulkhead) says when to try again.
+        retry_after = exc.retry_after if isinstance(exc, ServiceBusy) else RETRY_AFTER_SECONDS
+        return unavailable(exc.message, retry_after)
     return error_response(status, exc.message, details=exc.details)
+
+
+def unavailable(message: str, retry_after: int = RETRY_AFTER_SECONDS) -> Response:
+    """The one 503, whichever part did not answer: ``Retry-After`` says when to try again."""
+    return error_response(503, message, headers={"Retry-After": str(retry_after)})
 
 
 def handle_http_error(exc: HTTPException) -> Response:
@@ -124,7 +136,7 @@ def _retry_after(exc: RateLimitExceeded) -> int:
 
 def handle_redis_error(exc: Exception) -> Response:
     log.warning("redis unreachable: %r", exc)
-    return error_response(503, "a backing store did not answer")
+    return unavailable("a backing store did not answer")
 
 
 def handle_unexpected(exc: Exception) -> Response:

@@ -35,6 +35,9 @@ def child_exit(server: Any, worker: Any) -> None:
 bind = f"{_settings.gateway_host}:{_settings.gateway_port}"
 worker_class = "gthread"
 workers = _settings.gateway_workers
+# One request per thread. SSE streams may hold at most SSE_MAX_TOTAL of them and a service
+# that does not answer at most RPC_MAX_IN_FLIGHT (gateway.streams, gateway.bulkhead): the
+# rest always serve REST (README: "One client cannot starve the gateway").
 threads = _settings.gateway_threads
 # gthread workers heartbeat from their main loop, so a long SSE stream is not "stuck".
 timeout = 60

@@ -1,4 +1,5 @@
-"""Reading requests: JSON bodies, ids in paths; and the 201 answer."""
+"""Reading requests: the client's address behind proxies, JSON bodies, ids in paths; and the
+201 answer."""
 
 from __future__ import annotations
 
@@ -7,21 +8,34 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, jsonify, request, url_for
+from flask import Flask, Response, jsonify, request, url_for
 from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 
 from contracts.base import ID_MAX
 from contracts.errors import InvalidInput
 
 INTEGER = re.compile(r"-?[0-9]{1,19}")
+ID_DIGITS = len(str(ID_MAX))
 WHOLE_DIGITS_MAX = 30
 """A whole JSON number of more digits stays a float (no giant int from ``1e999999``)."""
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` proxies, take the client's address, scheme and host from
+    the X-Forwarded-* headers they set (ProxyFix, that many hops); with 0 the headers are
+    ignored, as a client can write them."""
+    hops = int(app.config.get("TRUSTED_PROXIES", 0))
+    if hops > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
+
+
 class IdConverter(BaseConverter):
-    """``<id:name>``: a resource id, 1..2**63-1 in ASCII digits; anything else is a 404.
+    """``<id:name>``: a resource id, 1..ID_MAX (2**31-1) in ASCII digits; anything else is a 404.
 
     Out-of-range digits raise NotFound outright: a converter's ValidationError would let
     werkzeug go on matching, and answer 405 when another rule has the path with other methods.
@@ -31,7 +45,7 @@ class IdConverter(BaseConverter):
     part_isolating = True
 
     def to_python(self, value: str) -> int:
-        number = int(value) if len(value) <= 19 else 0
+        number = int(value) if len(value) <= ID_DIGITS else 0
         if not 1 <= number <= ID_MAX:
             raise NotFound("not found")
         return number

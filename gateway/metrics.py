@@ -8,6 +8,9 @@ import time
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 
+from mesh.metrics import TextfileCollector, metrics_dir
+from mesh.settings import get_settings
+
 UNMATCHED = "<unmatched>"
 
 
@@ -51,9 +54,12 @@ def init_metrics(app: Flask) -> CollectorRegistry:
 
 def exposed_registry(app_registry: CollectorRegistry) -> CollectorRegistry:
     """What /metrics shows: under several gunicorn workers (PROMETHEUS_MULTIPROC_DIR set),
-    the sum over every worker; otherwise this app's own registry."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return app_registry
+    the sum over every worker; otherwise this app's own registry. Plus the metrics the
+    services write to files (their outbox relays: ``mesh.metrics``)."""
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(app_registry)
+    registry.register(TextfileCollector(metrics_dir(get_settings().mesh_var_dir)))
     return registry

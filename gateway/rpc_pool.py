@@ -8,6 +8,10 @@ out or lost its connection is stopped and dropped, never reused.
 Each request is published with an AMQP ``expiration`` equal to the call's
 timeout: a request nobody picked up before the caller gave up is dropped by
 the broker, instead of running later (e.g. a register the client saw fail).
+
+Every call goes through its service's bulkhead (``gateway.bulkhead``): a few calls in
+flight per service, and a breaker that refuses calls at once for a while after several got
+no answer, so that a stopped service cannot hold every gateway thread for RPC_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from nameko.rpc import ServiceProxy
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from contracts.errors import Unavailable
+from gateway.bulkhead import Bulkheads, NoAnswer
 from mesh.context import CORRELATION_KEY, get_correlation_id
 from mesh.errors import register_remote_errors
 
@@ -35,6 +40,9 @@ if TYPE_CHECKING:
     from mesh.settings import Settings
 
 log = logging.getLogger(__name__)
+
+PING = "ping"
+"""The readiness probe every service answers (``gateway.routes.health``)."""
 
 # Failures of the proxy's own connection: the proxy cannot be trusted again.
 # (nameko raises RuntimeError when its reply consumer is stopped or disconnected.)
@@ -94,7 +102,13 @@ class RpcPool(RpcClient):
     """Up to ``size`` started proxies shared by the threads of one process."""
 
     def __init__(
-        self, amqp_uri: str, *, size: int = 8, timeout: float = 5.0, max_idle: float = 120.0
+        self,
+        amqp_uri: str,
+        *,
+        size: int = 8,
+        timeout: float = 5.0,
+        max_idle: float = 120.0,
+        bulkheads: Bulkheads | None = None,
     ) -> None:
         self._config = {"AMQP_URI": amqp_uri, "serializer": "json"}
         self._timeout = timeout
@@ -102,11 +116,22 @@ class RpcPool(RpcClient):
         self._slots = threading.BoundedSemaphore(size)
         self._idle: queue.LifoQueue[_Member] = queue.LifoQueue()
         self._closed = False
+        self.bulkheads = bulkheads or Bulkheads(max_in_flight=6, failures=5, reset_seconds=5.0)
         register_remote_errors()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RpcPool:
-        return cls(settings.amqp_uri, size=settings.rpc_pool_size, timeout=settings.rpc_timeout)
+        bulkheads = Bulkheads(
+            max_in_flight=settings.rpc_max_in_flight,
+            failures=settings.rpc_breaker_failures,
+            reset_seconds=settings.rpc_breaker_reset_seconds,
+        )
+        return cls(
+            settings.amqp_uri,
+            size=settings.rpc_pool_size,
+            timeout=settings.rpc_timeout,
+            bulkheads=bulkheads,
+        )
 
     def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         return self.call_with_timeout(self._timeout, service, method, *args, **kwargs)
@@ -116,12 +141,11 @@ class RpcPool(RpcClient):
     ) -> Any:
         if self._closed:
             raise Unavailable("the RPC client is closed")
-        if not self._slots.acquire(timeout=timeout):
-            raise Unavailable(f"service {service} did not answer (RPC pool exhausted)")
-        try:
-            return self._call_on_member(timeout, service, method, args, kwargs)
-        finally:
-            self._slots.release()
+        return self.bulkheads.call(
+            service,
+            lambda: self._call_in_slot(timeout, service, method, args, kwargs),
+            probe=method == PING,
+        )
 
     def close(self) -> None:
         self._closed = True
@@ -130,6 +154,16 @@ class RpcPool(RpcClient):
                 self._idle.get_nowait().stop()
             except queue.Empty:
                 return
+
+    def _call_in_slot(
+        self, timeout: float, service: str, method: str, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        if not self._slots.acquire(timeout=timeout):
+            raise Unavailable(f"service {service} did not answer (RPC pool exhausted)")
+        try:
+            return self._call_on_member(timeout, service, method, args, kwargs)
+        finally:
+            self._slots.release()
 
     def _call_on_member(
         self, timeout: float, service: str, method: str, args: tuple[Any, ...], kwargs: Any
@@ -141,11 +175,11 @@ class RpcPool(RpcClient):
             result = member.method(service, method, timeout)(*args, **kwargs)
         except UnknownService:
             self._checkin(member)
-            raise Unavailable(f"service {service} is not running") from None
+            raise NoAnswer(f"service {service} is not running") from None
         except _BROKEN as exc:
             member.stop()
             log.warning("RPC %s.%s failed: %r", service, method, exc)
-            raise Unavailable(f"service {service} did not answer") from None
+            raise NoAnswer(f"service {service} did not answer") from None
         except Exception:
             self._checkin(member)  # a remote error: the proxy itself is fine
             raise
@@ -177,7 +211,7 @@ class RpcPool(RpcClient):
         except (OSError, AmqpConnectionError, OperationalError) as exc:
             member.stop()
             log.warning("cannot reach the message broker: %r", exc)
-            raise Unavailable(f"service {service} did not answer (broker unreachable)") from None
+            raise NoAnswer(f"service {service} did not answer (broker unreachable)") from None
         return member
 
 

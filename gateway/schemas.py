@@ -9,10 +9,9 @@ from pydantic import BaseModel, Field, StrictInt
 
 from contracts.analytics import EnrollmentsRow, OrdersRow, SignupsRow
 from contracts.base import Contract
-from contracts.catalog import WishlistItem
 from contracts.content import Passage, Query
 from contracts.courses import LessonOut, LessonText, MyCourse, Position, Title
-from contracts.notifications import NotificationOut
+from contracts.notifications import NotificationId, NotificationOut
 from contracts.users import Role
 
 
@@ -48,10 +47,6 @@ class NotificationList(BaseModel):
     items: list[NotificationOut]
 
 
-class WishlistList(BaseModel):
-    items: list[WishlistItem]
-
-
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
@@ -66,6 +61,15 @@ class LimitQuery(Contract):
     """``?limit=N``: how many of the newest."""
 
     limit: StrictInt = Field(20, ge=1, le=50)
+
+
+class NotificationsQuery(Contract):
+    """``?limit=N&before=ID``: a page of the newest, or of those older than notification ID."""
+
+    limit: StrictInt = Field(20, ge=1, le=50)
+    before: NotificationId | None = Field(
+        None, description="The id of the last notification seen (``next_before``)."
+    )
 
 
 class EventTypes(Contract):

@@ -124,6 +124,19 @@ def dlq(settings: Settings, action: str, queue: str | None) -> int:
     return 0
 
 
+def reap(settings: Settings, grace: float) -> int:
+    """Stop every process of this var dir's mesh that outlived supervisord; say which."""
+    from mesh import orphans
+
+    var_dir = settings.mesh_var_dir.resolve()
+    found = orphans.reap(var_dir, grace)
+    for process in found:
+        print(f"stopped leftover process {process.pid}: {process.command}")
+    if not found:
+        print(f"no process of the mesh in {var_dir} is left")
+    return 0
+
+
 def watch_job(settings: Settings, job_id: str, interval: float) -> int:
     """Show a publishing job as a progress bar until it ends: 0 if it succeeded."""
     from tqdm import tqdm
@@ -169,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     dead = commands.add_parser("dlq", help="inspect or replay dead-lettered events")
     dead.add_argument("action", choices=["list", "replay"])
     dead.add_argument("queue", nargs="?")
+    leftovers = commands.add_parser(
+        "reap", help="stop processes of this MESH_VAR_DIR's mesh that outlived supervisord"
+    )
+    leftovers.add_argument("--grace", type=float, default=10, help="seconds before SIGKILL")
     jobs = commands.add_parser("jobs", help="follow a course publishing job")
     jobs.add_argument("action", choices=["watch"])
     jobs.add_argument("job_id")
@@ -187,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "create-admin": lambda: create_admin(settings, args.email, args.password, args.name),
         "dlq": lambda: dlq(settings, args.action, args.queue),
         "jobs": lambda: watch_job(settings, args.job_id, args.interval),
+        "reap": lambda: reap(settings, args.grace),
     }
     return commands[args.command]()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+import dramatiq
 from kombu import Connection, Queue
 
 from contracts.courses import PIPELINE_QUEUE
@@ -40,7 +44,8 @@ def replay(amqp_uri: str, queue_name: str) -> int:
     """Move the messages now in ``queue_name``'s dead-letter queue back onto it.
 
     Only as many as were there when it started: a message that fails for good comes
-    straight back, and must not be replayed again in a loop.
+    straight back, and must not be replayed again in a loop. Each starts a fresh retry
+    budget: its attempt count and first-failure time are dropped.
     """
     source = dead_letter_queue(queue_name)
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
@@ -54,14 +59,11 @@ def replay(amqp_uri: str, queue_name: str) -> int:
             message = queue.get(no_ack=False)
             if message is None:
                 return moved
-            headers = {
-                k: v for k, v in (message.headers or {}).items() if not k.startswith("x-mesh-")
-            }
             producer.publish(
-                message.body,
+                fresh_body(queue_name, message.body),
                 exchange="",
                 routing_key=queue_name,
-                headers=headers,
+                headers=fresh_headers(message.headers),
                 content_type=message.content_type,
                 content_encoding=message.content_encoding,
                 delivery_mode=2,
@@ -77,3 +79,27 @@ def waiting_messages(connection: Connection, name: str) -> int | None:
         return int(bound.queue_declare(passive=True).message_count)
     except connection.channel_errors:
         return None
+
+
+# What RabbitMQ's dead-lettering adds; dropped so a replayed message starts afresh.
+_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
+# What Dramatiq's Retries middleware adds to a message's options as it retries it.
+_RETRY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")
+
+
+def fresh_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
+    """``headers`` without our retry headers and RabbitMQ's dead-letter trail."""
+    return {
+        key: value
+        for key, value in (headers or {}).items()
+        if not key.startswith((topology.MESH_HEADER_PREFIX, *_DEATH_HEADERS))
+    }
+
+
+def fresh_body(queue_name: str, body: bytes | str) -> bytes | str:
+    """A Dramatiq message with its retry count reset; any other body as it is."""
+    if queue_name not in DRAMATIQ_QUEUES:
+        return body
+    message = dramatiq.Message.decode(body.encode() if isinstance(body, str) else body)
+    options = {k: v for k, v in message.options.items() if k not in _RETRY_OPTIONS}
+    return dataclasses.replace(message, options=options).encode()

@@ -6,7 +6,11 @@ migration after changing a service's models::
     .venv/bin/python -m mesh.migrations revision users "add a column"
 
 which compares the models with a scratch database at the newest revision and autogenerates
-``services/users/migrations/versions/<rev>_<slug>.py`` for review.
+``services/users/migrations/versions/<rev>_<slug>.py`` for review. To migrate every SQL
+service's configured database at once (a deployment's one-shot job, before the services
+start)::
+
+    .venv/bin/python -m mesh.migrations upgrade
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import tempfile
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, create_engine
+
+from mesh.settings import Settings, get_settings
 
 
 def config(service: str, url: str) -> Config:
@@ -44,9 +50,29 @@ def run_env(metadata: MetaData) -> None:
         engine.dispose()
 
 
+def sql_services() -> list[str]:
+    """Every service with a database of its own: one ``<service>_database_url`` setting each."""
+    suffix = "_database_url"
+    return [name.removesuffix(suffix) for name in Settings.model_fields if name.endswith(suffix)]
+
+
+def upgrade_all() -> None:
+    """Bring every SQL service's configured database to the newest schema."""
+    settings = get_settings()
+    for service in sql_services():
+        upgrade(service, settings.sql_url(service))
+        print(f"{service}: at the newest schema")
+
+
+USAGE = "usage: python -m mesh.migrations revision SERVICE MESSAGE | upgrade"
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["upgrade"]:
+        upgrade_all()
+        return 0
     if len(argv) != 3 or argv[0] != "revision":
-        print("usage: python -m mesh.migrations revision SERVICE MESSAGE", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     _, service, message = argv
     # Compare the models with a scratch database at head, never with a live one.

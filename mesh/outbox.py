@@ -3,6 +3,10 @@
 A crash between the commit and the publish loses nothing: the relay finds the
 row on its next pass. A crash between the publish and marking the row may
 publish it twice, which consumers absorb because they are idempotent by event_id.
+
+A row that cannot be published holds back the rows after it; :class:`RelayMonitor` makes
+that visible (metrics, a rate-limited log line). Published rows are pruned after
+``OUTBOX_RETENTION_HOURS``.
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
+import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.extensions import DependencyProvider
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import (
     Column,
     DateTime,
@@ -25,6 +32,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
+    func,
     insert,
     select,
     update,
@@ -36,12 +45,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from contracts.base import Event
 from mesh import topology
 from mesh.context import CORRELATION_KEY, get_correlation_id
+from mesh.faults import Faults
+from mesh.metrics import TextfileWriter
 from mesh.settings import get_settings
 from mesh.sql import make_sessionmaker
 
 log = logging.getLogger(__name__)
 
+OBSERVE_SECONDS = 5.0  # how often the relay measures its backlog and writes its metrics
+PRUNE_SECONDS = 300.0  # how often it deletes published rows past OUTBOX_RETENTION_HOURS
+
 PublishFn = Callable[[Row[Any]], None]
+FailureFn = Callable[[Row[Any], Exception], None]
 
 
 class EventSink(Protocol):
@@ -84,7 +99,11 @@ def add_event(session: Session, table: Table, event: Event) -> None:
 
 
 def publish_pending(
-    sessions: sessionmaker, table: Table, publish: PublishFn, limit: int = 100
+    sessions: sessionmaker,
+    table: Table,
+    publish: PublishFn,
+    limit: int = 100,
+    on_failure: FailureFn | None = None,
 ) -> int:
     """Publish unpublished rows oldest first; return how many were published.
 
@@ -93,7 +112,8 @@ def publish_pending(
     claimed with FOR UPDATE SKIP LOCKED for the whole pass, so relays in several processes
     never publish the same row. SQLite locks the whole file for a writer, and its busy wait
     blocks the eventlet hub: there, no lock is held while publishing, and the marks are
-    written afterwards in a short transaction of their own.
+    written afterwards in a short transaction of their own. ``on_failure`` hears of the
+    row that stopped the pass.
     """
     with sessions() as session, session.begin():
         row_locks = session.get_bind().dialect.name != "sqlite"
@@ -105,13 +125,17 @@ def publish_pending(
             .with_for_update(skip_locked=True)
         ).all()
         if row_locks:
-            return _publish_and_mark(session, table, rows, publish)
+            return _publish_and_mark(session, table, rows, publish, on_failure)
     with sessions() as session, session.begin():
-        return _publish_and_mark(session, table, rows, publish)
+        return _publish_and_mark(session, table, rows, publish, on_failure)
 
 
 def _publish_and_mark(
-    session: Session, table: Table, rows: Sequence[Row[Any]], publish: PublishFn
+    session: Session,
+    table: Table,
+    rows: Sequence[Row[Any]],
+    publish: PublishFn,
+    on_failure: FailureFn | None,
 ) -> int:
     """Publish in order, stopping at the first failure; then write every mark at once."""
     published: list[Row[Any]] = []
@@ -120,10 +144,9 @@ def _publish_and_mark(
         try:
             publish(row)
         except Exception as exc:
-            log.warning(
-                "outbox publish failed", extra={"event_id": row.event_id, "error": repr(exc)}
-            )
             failure = (row, exc)
+            if on_failure is not None:
+                on_failure(row, exc)
             break
         published.append(row)
     now = datetime.now(UTC)
@@ -139,6 +162,113 @@ def _publish_and_mark(
 
 def _mark(session: Session, table: Table, row_id: int, **values: Any) -> None:
     session.execute(update(table).where(table.c.id == row_id).values(**values))
+
+
+def prune_published(sessions: sessionmaker, table: Table, before: datetime, batch: int) -> int:
+    """Delete rows published before ``before``, ``batch`` at a time (short transactions that
+    never hold up the relay or a writer for long); return how many went."""
+    pruned = 0
+    while True:
+        with sessions() as session, session.begin():
+            ids = (
+                session.execute(
+                    select(table.c.id)
+                    .where(table.c.published_at.is_not(None), table.c.published_at < before)
+                    .order_by(table.c.id)
+                    .limit(batch)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                session.execute(delete(table).where(table.c.id.in_(ids)))
+        pruned += len(ids)
+        if len(ids) < batch:
+            return pruned
+
+
+def backlog(sessions: sessionmaker, table: Table, now: datetime) -> tuple[int, float]:
+    """Unpublished rows, and the age in seconds of the oldest (0 when there is none)."""
+    with sessions() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(table.c.created_at)).where(table.c.published_at.is_(None))
+        ).one()
+    if oldest is None:
+        return int(count), 0.0
+    if oldest.tzinfo is None:  # SQLite keeps no zone; every stamp here is UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max((now - oldest).total_seconds(), 0.0)
+
+
+class RelayMonitor:
+    """Makes a stuck outbox visible: Prometheus metrics labelled by service, and a log
+    line naming the stuck row, at most once per ``log_every`` seconds for the same row."""
+
+    def __init__(
+        self,
+        service: str,
+        registry: CollectorRegistry,
+        log_every: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service, self.log_every, self.clock = service, log_every, clock
+        labels = {"service": service, "pid": str(os.getpid())}
+        names = list(labels)
+        self.failures = Counter(
+            "mesh_outbox_relay_failures",
+            "Outbox rows whose publish failed (the relay retries them in order).",
+            names,
+            registry=registry,
+        ).labels(**labels)
+        self.pending = Gauge(
+            "mesh_outbox_backlog", "Outbox rows not yet published.", names, registry=registry
+        ).labels(**labels)
+        self.oldest = Gauge(
+            "mesh_outbox_oldest_unpublished_seconds",
+            "Age of the oldest outbox row not yet published (0: none).",
+            names,
+            registry=registry,
+        ).labels(**labels)
+        self.pruned = Counter(
+            "mesh_outbox_pruned", "Published outbox rows deleted.", names, registry=registry
+        ).labels(**labels)
+        self._logged: tuple[int, float] | None = None  # (row id, when)
+        self._suppressed = 0
+        self._pass_logged: float | None = None
+
+    def failed(self, row: Row[Any], exc: Exception) -> None:
+        """Count a failed publish; log it unless this row was logged within ``log_every``."""
+        self.failures.inc()
+        now = self.clock()
+        if self._logged and self._logged[0] == row.id and now - self._logged[1] < self.log_every:
+            self._suppressed += 1
+            return
+        log.warning(
+            "outbox relay stuck: publish failed",
+            extra={
+                "service": self.service,
+                "row_id": row.id,
+                "event_id": row.event_id,
+                "event_type": row.event_type,
+                "attempts": row.attempts + 1,
+                "failures_not_logged": self._suppressed,
+                "error": repr(exc),
+            },
+        )
+        self._logged, self._suppressed = (row.id, now), 0
+
+    def pass_failed(self) -> None:
+        """Log the exception being handled (a pass that could not read the outbox: its
+        database down), at most once per ``log_every`` seconds."""
+        now = self.clock()
+        if self._pass_logged is not None and now - self._pass_logged < self.log_every:
+            return
+        self._pass_logged = now
+        log.exception("outbox relay pass failed", extra={"service": self.service})
+
+    def observe(self, pending: int, oldest_seconds: float) -> None:
+        self.pending.set(pending)
+        self.oldest.set(oldest_seconds)
 
 
 class AmqpEventPublisher:
@@ -187,6 +317,15 @@ class Outbox(DependencyProvider):
         self.poll_seconds = settings.outbox_poll_seconds
         self.sessions = make_sessionmaker(settings.sql_url(self.service))  # Database migrates
         self.publish: PublishFn = AmqpEventPublisher(settings.amqp_uri)
+        self.faults = Faults.from_spec(settings.mesh_faults, settings.mesh_var_dir)
+        registry = CollectorRegistry()
+        self.monitor = RelayMonitor(self.service, registry, settings.outbox_stuck_log_seconds)
+        self.metrics_file = TextfileWriter(
+            settings.mesh_var_dir, f"outbox-{self.service}", registry
+        )
+        self.retention = timedelta(hours=settings.outbox_retention_hours)
+        self.prune_batch = settings.outbox_prune_batch
+        self._next_observe = self._next_prune = 0.0
         with get_connection(settings.amqp_uri) as connection:
             topology.declare_for_publisher(connection, self.service)
 
@@ -198,6 +337,7 @@ class Outbox(DependencyProvider):
         self._running = False
         self.wake()
         self.sessions.kw["bind"].dispose()
+        self.metrics_file.remove()
 
     def kill(self) -> None:
         self.stop()
@@ -210,14 +350,32 @@ class Outbox(DependencyProvider):
         return OutboxHandle(self.table, self._on_commit)
 
     def _on_commit(self, _session: Session) -> None:
+        self.faults.hit(f"{self.service}.after_commit")
         self.wake()
 
     def _relay(self) -> None:
         while self._running:
             try:
-                while publish_pending(self.sessions, self.table, self.publish):
+                while publish_pending(
+                    self.sessions, self.table, self.publish, on_failure=self.monitor.failed
+                ):
                     pass
+                self._upkeep(time.monotonic())
             except Exception:
-                log.exception("outbox relay pass failed")
+                self.monitor.pass_failed()
             with contextlib.suppress(queue.Empty):
                 self._wakeups.get(timeout=self.poll_seconds)
+
+    def _upkeep(self, now: float) -> None:
+        """Between passes, each at its own pace: prune published rows past their retention;
+        measure the backlog and write the metrics file."""
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_SECONDS
+            before = datetime.now(UTC) - self.retention
+            self.monitor.pruned.inc(
+                prune_published(self.sessions, self.table, before, self.prune_batch)
+            )
+        if now >= self._next_observe:
+            self._next_observe = now + OBSERVE_SECONDS
+            self.monitor.observe(*backlog(self.sessions, self.table, datetime.now(UTC)))
+            self.metrics_file.write()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mesh import faults
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105 (refused outside dev)
 
@@ -21,6 +24,7 @@ class Settings(BaseSettings):
     mesh_env: Literal["development", "production"] = "development"
     mesh_var_dir: Path = Path("var")
     log_level: str = "INFO"
+    mesh_faults: str | None = None  # fault injection for crash tests (mesh.faults)
 
     amqp_uri: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -34,7 +38,13 @@ class Settings(BaseSettings):
     analytics_database_url: str | None = None
 
     smtp_url: str | None = None
+    # CA bundle that signs the SMTP server's certificate; unset: the system's trusted CAs.
+    smtp_ca_file: Path | None = None
     mail_from: str = "mesh <no-reply@mesh.localhost>"
+    # then the e-mail waits in email.XQ; unset: as many as EMAIL_RETRY_BUDGET_SECONDS needs
+    email_max_retries: int | None = Field(None, ge=0)
+    email_retry_min_ms: int = Field(1000, ge=10)
+    email_retry_max_ms: int = Field(300_000, ge=10)
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_access_ttl: int = Field(900, ge=60)
@@ -43,20 +53,46 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     gateway_workers: int = Field(2, ge=1)
-    gateway_threads: int = Field(8, ge=1)
+    gateway_threads: int = Field(16, ge=2)
     rpc_timeout: float = Field(5.0, gt=0)
-    rpc_pool_size: int = Field(8, ge=1)
+    rpc_pool_size: int = Field(16, ge=1)
+    # Starvation guards of the gateway (README, "One client cannot starve the gateway"):
+    # SSE streams per user (over every worker) and per worker, RPC calls in flight per
+    # service per worker, and the breaker that fails fast after calls got no answer.
+    sse_max_per_user: int = Field(3, ge=1)
+    sse_max_total: int = Field(6, ge=1)
+    rpc_max_in_flight: int = Field(6, ge=1)
+    rpc_breaker_failures: int = Field(5, ge=1)
+    rpc_breaker_reset_seconds: float = Field(5.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     upload_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     login_rate_ip: str = "20/minute"
-    login_rate_account: str = "5/minute"
+    login_rate_account: str = "5/minute"  # per account and client address together
+    login_rate_account_total: str = "50/hour"  # per account, whatever the address
     register_rate_ip: str = "10/minute"
     api_rate_ip: str = "600/minute"
+    # Proxies in front of the gateway that set X-Forwarded-For/-Proto/-Host (0: none, the
+    # headers are ignored and limits key on the connecting address).
+    trusted_proxies: int = Field(0, ge=0, le=10)
+    # Comma-separated origins a browser may call the API from (https://app.example.com);
+    # empty: none (same-origin only). Checked by _cors_origins_are_origins.
+    cors_origins: str = ""
 
+    # An event handler's failure: transient ones (a server down) retry for the budget,
+    # unknown ones (a bug?) for event_max_attempts, permanent ones dead-letter at once.
     event_max_attempts: int = Field(5, ge=1)
     event_retry_base_ms: int = Field(1000, ge=10)
+    event_retry_max_ms: int = Field(60_000, ge=10)
+    event_retry_budget_seconds: float = Field(6 * 3600, gt=0)
+    # The e-mail actor (Dramatiq): the same rule, as many retries as fill the budget.
+    email_retry_budget_seconds: float = Field(6 * 3600, gt=0)
     outbox_poll_seconds: float = Field(1.0, gt=0)
+    outbox_retention_hours: float = Field(24.0, gt=0)
+    outbox_prune_batch: int = Field(500, ge=1)
+    outbox_stuck_log_seconds: float = Field(60.0, gt=0)
     reservation_grace_seconds: int = Field(600, ge=60)
+    order_pending_ttl_seconds: int = Field(1800, ge=60)  # an unpaid order is cancelled after it
+    order_max_pending_per_user: int = Field(10, ge=1)  # more unpaid orders than this: 409
 
     # The content pipeline: an OpenAI-compatible embedder when EMBEDDINGS_BASE_URL or
     # OPENAI_API_KEY is set, else the local all-MiniLM-L6-v2 (see mesh.embedding).
@@ -98,11 +134,25 @@ class Settings(BaseSettings):
         "qdrant_api_key",
         "embeddings_dimension",
         "embeddings_threads",
+        "email_max_retries",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins_are_origins(cls, value: str) -> str:
+        for origin in (part.strip() for part in value.split(",")):
+            if origin and not re.fullmatch(r"https?://[^/\s,]+", origin):
+                raise ValueError(f"CORS_ORIGINS: {origin!r} is not scheme://host[:port]")
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """CORS_ORIGINS as a list (empty: no cross-origin caller is allowed)."""
+        return [part.strip() for part in self.cors_origins.split(",") if part.strip()]
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
@@ -118,10 +168,32 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _faults_only_in_tests(self) -> Settings:
+        if self.mesh_faults and self.mesh_faults.strip():
+            if self.mesh_env == "production":
+                raise ValueError("MESH_FAULTS (fault injection) is refused in production")
+            faults.parse(self.mesh_faults)
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_embedded_mongo_in_production(self) -> Settings:
+        # The embedded server is a development convenience: no replication, no backups.
+        if self.mesh_env == "production" and self.mongo_url is None:
+            raise ValueError("MONGO_URL must be set when MESH_ENV is 'production'")
+        return self
+
+    @model_validator(mode="after")
     def _grace_outlasts_rpc(self) -> Settings:
         # Settling a reservation must never race an order that is still being placed.
         if self.reservation_grace_seconds < 4 * self.rpc_timeout:
             raise ValueError("RESERVATION_GRACE_SECONDS must be at least 4 x RPC_TIMEOUT")
+        return self
+
+    @model_validator(mode="after")
+    def _streams_leave_threads(self) -> Settings:
+        # An SSE stream holds a gateway thread while open: REST must keep some.
+        if self.sse_max_total >= self.gateway_threads:
+            raise ValueError("SSE_MAX_TOTAL must be below GATEWAY_THREADS")
         return self
 
     def _gateway_is_local(self) -> bool:

@@ -22,6 +22,10 @@ MIRROR_ARGUMENTS: dict[str, Any] = {
 }
 ATTEMPTS_HEADER = "x-mesh-attempts"
 ERROR_HEADER = "x-mesh-error"
+# Epoch seconds of a message's first failure: its retry budget runs from there.
+FIRST_FAILURE_HEADER = "x-mesh-first-failure"
+# Every header of ours starts so; a replay drops them all, and so starts a fresh budget.
+MESH_HEADER_PREFIX = "x-mesh-"
 
 
 def event_exchange(source: str) -> Exchange:

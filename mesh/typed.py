@@ -7,7 +7,9 @@ keep the wire (JSON-ready dicts and lists) out of everyone's code:
   proxy, a test's in-process call) into an object that satisfies the Protocol: arguments are
   dumped from their annotated types, answers validated into the annotated return type.
 - :func:`expose` is the Nameko side: it validates the wire arguments of a service method
-  against the method's annotations (InvalidInput on failure), and dumps what it returns.
+  against the method's annotations (InvalidInput on failure), and dumps what it returns. A
+  store or service that did not answer (:data:`mesh.errors.INFRASTRUCTURE_ERRORS`) becomes
+  ``Unavailable``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from nameko.rpc import rpc
 from pydantic import TypeAdapter, ValidationError
 
 from contracts.base import field_errors
-from contracts.errors import InvalidInput, MeshError
+from contracts.errors import InvalidInput, MeshError, Unavailable
+from mesh.errors import INFRASTRUCTURE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +137,27 @@ def client(protocol: type[P], service: str, transport: Transport) -> P:
     return cast(P, _Client(protocol, service, transport))
 
 
+UNAVAILABLE_MESSAGE = "a backing store did not answer; retry later"
+
+
 def expose(fn: F) -> F:
     """Make a service method a Nameko RPC entrypoint that speaks its annotated types.
 
     Wire arguments are validated against the annotations (InvalidInput on failure), and the
-    answer is dumped to JSON-ready data. Every MeshError travels back to the caller as itself.
+    answer is dumped to JSON-ready data. Every MeshError travels back to the caller as itself;
+    a driver error of a store that did not answer becomes Unavailable (the original is logged
+    here, never sent: its text may name hosts, files or queries).
     """
 
     @functools.wraps(fn)
     def entrypoint(self: Any, *args: Any, **kwargs: Any) -> Any:
         method_shape = shape(fn)
-        return method_shape.dump_answer(fn(self, **method_shape.load_args(args, kwargs)))
+        values = method_shape.load_args(args, kwargs)
+        try:
+            answer = fn(self, **values)
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.error("%s: a store did not answer", fn.__qualname__, exc_info=exc)
+            raise Unavailable(UNAVAILABLE_MESSAGE) from exc
+        return method_shape.dump_answer(answer)
 
     return cast(F, rpc(expected_exceptions=MeshError)(entrypoint))

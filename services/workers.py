@@ -11,6 +11,7 @@ from dramatiq.middleware import CurrentMessage
 
 from contracts.courses import PIPELINE_QUEUE, PUBLISH_ACTOR
 from contracts.notifications import EMAIL_QUEUE, SEND_EMAIL_ACTOR
+from mesh import failures, orphans
 from mesh.logging import configure_logging
 from mesh.settings import get_settings
 from mesh.tasks import make_broker
@@ -23,17 +24,23 @@ def setup() -> dramatiq.Broker:
     settings = get_settings()
     configure_logging(settings.log_level)
     broker = make_broker(settings)
+    broker.add_middleware(orphans.DieWithMaster())  # no worker outlives a killed master
     broker.add_middleware(CurrentMessage())  # the publishing job's runner is its message
     publish_course = courses_actors.PublishCourse()
     broker.add_middleware(courses_actors.WarmUp(publish_course))
+    actors.add_outcome(broker)  # a given-up e-mail shows "failed"
     dramatiq.set_broker(broker)
     dramatiq.actor(
         broker=broker,
         actor_name=SEND_EMAIL_ACTOR,
         queue_name=EMAIL_QUEUE,
-        max_retries=10,
-        min_backoff=1000,
-        max_backoff=300_000,
+        **failures.task_retry_options(
+            settings.email_retry_budget_seconds,
+            settings.email_retry_min_ms,
+            settings.email_retry_max_ms,
+            other_retries=settings.event_max_attempts - 1,
+            max_retries=settings.email_max_retries,
+        ),
     )(actors.send_email)
     dramatiq.actor(
         broker=broker,

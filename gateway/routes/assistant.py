@@ -47,6 +47,7 @@ from gateway.api import endpoint
 from gateway.auth import current_user_id, current_viewer
 from gateway.deps import redis, services
 from gateway.routes.events import sse_message
+from gateway.streams import guarded, open_slot
 from mesh.settings import get_settings
 
 bp = Blueprint("assistant", __name__, url_prefix="/api/assistant")
@@ -129,21 +130,33 @@ def wants_events() -> bool:
 
 def stream_answer(question: AskRequest) -> Response:
     """Start the ask in the background and relay its events; an error before the first
-    event is raised here, as an HTTP error."""
+    event is raised here, as an HTTP error. The stream takes a slot of the SSE caps
+    (``gateway.streams``: 429 or 503 past them) for as long as it is open."""
+    slot = open_slot(question.user_id)
+    try:
+        relay, first = start_relay(question)
+    except BaseException:
+        slot.release()
+        raise
+    response = Response(guarded(slot, relay.events(first)), mimetype=EVENT_STREAM)
+    response.call_on_close(relay.close)  # also when the body is never iterated
+    response.call_on_close(slot.release)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def start_relay(question: AskRequest) -> tuple[AnswerRelay, list[Event]]:
+    """Submit the ask and wait for its first events."""
     stream_id = uuid.uuid4().hex
     question = question.model_copy(update={"stream_id": stream_id})
     answer = runner(current_app).submit(services().assistant.ask, question)
     relay = AnswerRelay(redis(), stream_id, answer, stream_limits())
     try:
-        first = relay.first()
+        return relay, relay.first()
     except BaseException:
         relay.close()
         raise
-    response = Response(relay.events(first), mimetype=EVENT_STREAM)
-    response.call_on_close(relay.close)  # also when the body is never iterated
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from flask_jwt_extended import get_jwt
 
 from contracts.errors import AuthenticationFailed, NotFound
 from contracts.users import Credentials, RegisterRequest
-from gateway import auth
+from gateway import auth, limits
 from gateway.api import endpoint
 from gateway.deps import redis, services
 from gateway.schemas import RegisteredUser, TokenPair
@@ -38,7 +38,9 @@ def register(body: RegisterRequest) -> RegisteredUser:
     errors=(401,),
 )
 def login(body: Credentials) -> TokenPair:
-    return auth.issue_pair(services().users.authenticate(body))
+    pair = auth.issue_pair(services().users.authenticate(body))
+    limits.remember_client(body.email)
+    return pair
 
 
 @bp.post("/refresh")

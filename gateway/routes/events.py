@@ -15,9 +15,10 @@ from redis.exceptions import RedisError
 from contracts.errors import InvalidInput
 from contracts.registry import EVENTS
 from gateway.api import endpoint
-from gateway.auth import is_revoked
+from gateway.auth import current_user_id, is_revoked
 from gateway.deps import redis
 from gateway.schemas import EventTypes
+from gateway.streams import guarded, open_slot
 
 bp = Blueprint("events", __name__, url_prefix="/api/events")
 log = logging.getLogger(__name__)
@@ -104,15 +105,22 @@ def relay(
 def stream(query: EventTypes) -> Response:
     """Admins only. ``?types=user.registered,...`` picks the channels."""
     channels = requested_types(query.types)
+    slot = open_slot(current_user_id())  # 429/503 past the caps (gateway.streams)
     store = redis()
     pubsub = store.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(*channels)
+    try:
+        pubsub.subscribe(*channels)
+    except BaseException:
+        pubsub.close()
+        slot.release()
+        raise
     config = current_app.config
     # The token was checked once, here; the stream may outlive it (expiry, logout).
     still_valid = token_still_valid(store, dict(get_jwt()))
     body = relay(pubsub, config["SSE_KEEPALIVE_SECONDS"], config["SSE_POLL_SECONDS"], still_valid)
-    response = Response(stream_with_context(body), mimetype="text/event-stream")
+    response = Response(stream_with_context(guarded(slot, body)), mimetype="text/event-stream")
     response.call_on_close(pubsub.close)  # a stream never started still unsubscribes
+    response.call_on_close(slot.release)  # ... and gives its slot back
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response

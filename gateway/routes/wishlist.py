@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from contracts.catalog import WishlistItem
+from contracts.catalog import WishlistItem, WishlistPage, WishlistQuery
 from gateway.api import endpoint
 from gateway.auth import current_user_id
 from gateway.deps import services
-from gateway.schemas import WishlistList
 
 bp = Blueprint("wishlist", __name__, url_prefix="/api/wishlist")
 
 
 @bp.get("")
 @endpoint(
-    "The caller's wishlist, newest first", tag="wishlist", auth="access", response=WishlistList
+    "The caller's wishlist, newest first, a page at a time",
+    tag="wishlist",
+    auth="access",
+    query=WishlistQuery,
+    response=WishlistPage,
 )
-def list_mine() -> WishlistList:
-    return WishlistList(items=services().catalog.wishlist_list(current_user_id()))
+def list_mine(query: WishlistQuery) -> WishlistPage:
+    """A page of the wishlist (``limit`` up to 100, 50 by default); ``next_offset`` is the
+    ``offset`` of the next page, null on the last."""
+    return services().catalog.wishlist_list(current_user_id(), query)
 
 
 @bp.put("/<id:product_id>")

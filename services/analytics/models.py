@@ -1,7 +1,7 @@
 """The analytics service's own tables: the events it counted, its daily counters, and what
 it remembers of each order.
 
-Ids come from other services, so there are no foreign keys; they are BIGINT, as an ``Id`` is.
+Ids come from other services, so there are no foreign keys; they are BIGINT, wider than an ``Id``.
 """
 
 from __future__ import annotations

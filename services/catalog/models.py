@@ -65,8 +65,9 @@ class WishlistEntry(Base):
 
 
 class Reservation(Base):
-    """Stock taken for one order; ``released_at`` is set once the stock is given back, and
-    ``confirmed_at`` once the orders service has been seen to hold the order."""
+    """Stock taken for one order; ``released_at`` is set once the stock is given back,
+    ``confirmed_at`` once the order can no longer be cancelled (the stock is kept for good),
+    and ``checked_at`` whenever the orders service was last seen to hold the order open."""
 
     __tablename__ = "reservations"
 
@@ -78,6 +79,7 @@ class Reservation(Base):
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow
     )

@@ -18,9 +18,13 @@ from contracts.catalog import (
     ProductQuery,
     Reservation,
     ReserveRequest,
+    WishlistersAfter,
+    WishlistersLimit,
     WishlistItem,
+    WishlistPage,
+    WishlistQuery,
 )
-from contracts.orders import OrderRefs, OrdersApi, OrderStatusChanged
+from contracts.orders import OrderRefs, OrderRefState, OrdersApi, OrderStatusChanged
 from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
@@ -67,8 +71,8 @@ class CatalogService:
         products.delete_product(self.db, self.events, product_id)
 
     @expose
-    def wishlist_list(self, user_id: Id) -> list[WishlistItem]:
-        return wishlist.wishlist_list(self.db, user_id)
+    def wishlist_list(self, user_id: Id, query: WishlistQuery) -> WishlistPage:
+        return wishlist.wishlist_list(self.db, user_id, query)
 
     @expose
     def wishlist_add(self, user_id: Id, product_id: Id) -> WishlistItem:
@@ -79,8 +83,10 @@ class CatalogService:
         wishlist.wishlist_remove(self.db, user_id, product_id)
 
     @expose
-    def wishlisted_by(self, product_id: Id) -> list[int]:
-        return wishlist.wishlisted_by(self.db, product_id)
+    def wishlisted_by(
+        self, product_id: Id, after: WishlistersAfter = 0, limit: WishlistersLimit = 1000
+    ) -> list[int]:
+        return wishlist.wishlisted_by(self.db, product_id, after, limit)
 
     @expose
     def reserve_stock(self, request: ReserveRequest) -> Reservation:
@@ -92,13 +98,13 @@ class CatalogService:
 
     @timer(interval=60)
     def settle_reservations(self) -> None:
-        """Release the stock of reservations whose order was never stored."""
+        """Release the stock of reservations whose order was cancelled or never stored."""
         grace = timedelta(seconds=get_settings().reservation_grace_seconds)
 
-        def known(refs: list[str]) -> list[str]:
-            return self.orders.known_order_refs(OrderRefs(refs=refs))
+        def states(refs: list[str]) -> list[OrderRefState]:
+            return self.orders.order_ref_states(OrderRefs(refs=refs))
 
-        stock.settle_stale(self.db, self.events, known, datetime.now(UTC) - grace)
+        stock.settle_stale(self.db, self.events, states, datetime.now(UTC) - grace)
 
     @handle_event(OrderStatusChanged)
     def on_order_status_changed(self, body: Any) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.catalog import FieldChange, ProductUpdated, ReserveRequest
 from contracts.catalog import Reservation as ReservationOut
 from contracts.errors import Conflict, NotFound
-from contracts.orders import OrderStatusChanged
+from contracts.orders import OrderRefState, OrderStatusChanged, reservation_fate
 from mesh.outbox import EventSink
 from mesh.sql import affected
 from services.catalog.models import Product, Reservation, utcnow
@@ -134,7 +135,8 @@ def release_cancelled(sessions: sessionmaker, events: EventSink, event: OrderSta
 
 
 def stale_refs(sessions: sessionmaker, older_than: datetime, limit: int = 500) -> list[str]:
-    """Reservations neither released nor confirmed, taken before ``older_than``."""
+    """Open reservations (neither released nor kept for good) taken before ``older_than`` and
+    not checked since."""
     with sessions() as session:
         return list(
             session.scalars(
@@ -143,6 +145,7 @@ def stale_refs(sessions: sessionmaker, older_than: datetime, limit: int = 500) -
                     Reservation.released_at.is_(None),
                     Reservation.confirmed_at.is_(None),
                     Reservation.created_at < older_than,
+                    or_(Reservation.checked_at.is_(None), Reservation.checked_at < older_than),
                 )
                 .order_by(Reservation.id)
                 .limit(limit)
@@ -150,30 +153,51 @@ def stale_refs(sessions: sessionmaker, older_than: datetime, limit: int = 500) -
         )
 
 
+class Settled(NamedTuple):
+    """What one pass of :func:`settle_stale` did with the reservations it looked at."""
+
+    kept: int  # the order can no longer be cancelled: confirmed for good
+    open: int  # the order may still be cancelled: asked again after the grace period
+    released: int  # the order was cancelled, or never stored: the stock went back
+
+
+def _mark(session: Session, refs: list[str], **values: datetime) -> None:
+    if refs:
+        session.execute(
+            update(Reservation)
+            .where(Reservation.order_ref.in_(refs), Reservation.released_at.is_(None))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def settle_stale(
     sessions: sessionmaker,
     events: EventSink,
-    known_refs: Callable[[list[str]], list[str]],
+    order_states: Callable[[list[str]], list[OrderRefState]],
     older_than: datetime,
-) -> tuple[int, int]:
-    """Settle reservations whose order may never have been stored: ``(confirmed, released)``.
+) -> Settled:
+    """Settle the reservations left open past ``older_than``, by their order's status.
 
-    An orders process that dies between reserving and storing, or whose compensating
-    release is lost, leaves stock taken for no order. Past the grace period, the orders
-    service is asked which of them it holds (``known_refs``); those are confirmed and the
-    rest released. If that question fails, nothing is released: a live order never loses
-    its stock because a service was unreachable.
+    A cancel whose release is lost (the catalog's store down until the handler's retries
+    ran out), or an orders process that dies between reserving and storing, leaves stock
+    taken for no live order. The orders service says which order holds each reservation
+    (``order_states``): a cancelled or never-stored order's stock goes back; an order that
+    can no longer be cancelled keeps it for good; any other is asked about again a grace
+    period later. Each verdict follows from a status no later change can undo, so a cancel
+    racing this pass is still released (by its event, or by the next pass). If the question
+    fails, nothing is released: a live order never loses its stock to an unreachable service.
     """
     refs = stale_refs(sessions, older_than)
     if not refs:
-        return 0, 0
-    known = set(known_refs(refs))
+        return Settled(0, 0, 0)
+    fates = {state.order_ref: reservation_fate(state.status) for state in order_states(refs)}
+    kept = [ref for ref in refs if fates.get(ref) == "kept"]
+    still = [ref for ref in refs if fates.get(ref) == "open"]
     with sessions() as session, session.begin():
-        session.execute(
-            update(Reservation)
-            .where(Reservation.order_ref.in_(known), Reservation.confirmed_at.is_(None))
-            .values(confirmed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    released = sum(release_stock(sessions, events, ref) for ref in refs if ref not in known)
-    return len(known), released
+        now = utcnow()
+        _mark(session, kept, confirmed_at=now)
+        _mark(session, still, checked_at=now)
+    gone = [ref for ref in refs if fates.get(ref, "released") == "released"]
+    released = sum(release_stock(sessions, events, ref) for ref in gone)
+    return Settled(len(kept), len(still), released)

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from contracts.catalog import WishlistItem
+from contracts.catalog import WishlistItem, WishlistPage, WishlistQuery
 from services.catalog.models import Product, WishlistEntry, utcnow
 from services.catalog.products import live_product, product_out
 
@@ -23,16 +23,24 @@ def _entry(session: Session, user_id: int, product_id: int) -> WishlistEntry | N
     )
 
 
-def wishlist_list(sessions: sessionmaker, user_id: int) -> list[WishlistItem]:
-    """The user's wishlist, newest first; deleted products are left out."""
+def wishlist_list(sessions: sessionmaker, user_id: int, query: WishlistQuery) -> WishlistPage:
+    """A page of the user's wishlist, newest first; deleted products are left out."""
     with sessions() as session:
         rows = session.execute(
             select(WishlistEntry, Product)
             .join(Product, Product.id == WishlistEntry.product_id)
             .where(WishlistEntry.user_id == user_id, Product.deleted_at.is_(None))
             .order_by(WishlistEntry.added_at.desc(), WishlistEntry.id.desc())
+            .limit(query.limit + 1)  # one more tells whether a next page exists
+            .offset(query.offset)
         ).all()
-    return [_item(entry, product) for entry, product in rows]
+    more = len(rows) > query.limit
+    return WishlistPage(
+        items=[_item(entry, product) for entry, product in rows[: query.limit]],
+        limit=query.limit,
+        offset=query.offset,
+        next_offset=query.offset + query.limit if more else None,
+    )
 
 
 def _add(sessions: sessionmaker, user_id: int, product_id: int) -> WishlistItem:
@@ -64,13 +72,17 @@ def wishlist_remove(sessions: sessionmaker, user_id: int, product_id: int) -> No
         )
 
 
-def wishlisted_by(sessions: sessionmaker, product_id: int) -> list[int]:
-    """Ids of the users with this product on their wishlist (deleted products too)."""
+def wishlisted_by(
+    sessions: sessionmaker, product_id: int, after: int = 0, limit: int = 1000
+) -> list[int]:
+    """Ids above ``after`` of the users with this product on their wishlist (deleted products
+    too), ascending, at most ``limit``: a fan-out pages through them by the last id seen."""
     with sessions() as session:
         return list(
             session.scalars(
                 select(WishlistEntry.user_id)
-                .where(WishlistEntry.product_id == product_id)
+                .where(WishlistEntry.product_id == product_id, WishlistEntry.user_id > after)
                 .order_by(WishlistEntry.user_id)
+                .limit(limit)
             )
         )

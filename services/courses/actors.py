@@ -19,6 +19,7 @@ from typing import Any
 from dramatiq.middleware import CurrentMessage, Middleware
 
 from contracts.content import INDEX_BATCH_MAX, ContentApi
+from mesh import failures
 from mesh.chunking import chunk_sections
 from mesh.clients import make_mongo
 from mesh.embedding import make_embedder
@@ -32,7 +33,10 @@ from services.courses.models import outbox
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 5
+MIN_BACKOFF_MS, MAX_BACKOFF_MS = 1_000, 300_000
+RETRY_BUDGET_SECONDS = 3600
+"""A job waits out an hour of the content service, MongoDB or the database being down."""
+MAX_RETRIES = failures.retries_within(RETRY_BUDGET_SECONDS, MIN_BACKOFF_MS, MAX_BACKOFF_MS)
 INDEX_TIMEOUT = 60.0
 """Seconds the content service may take to index a batch (more than a plain RPC_TIMEOUT)."""
 
@@ -44,8 +48,8 @@ def retry_when(retries: int, exc: BaseException) -> bool:
 
 OPTIONS: dict[str, Any] = {
     "max_retries": MAX_RETRIES,  # documents the bound; retry_when is what decides
-    "min_backoff": 1_000,
-    "max_backoff": 30_000,
+    "min_backoff": MIN_BACKOFF_MS,
+    "max_backoff": MAX_BACKOFF_MS,
     "retry_when": retry_when,
     "throws": pipeline.PERMANENT_ERRORS,  # failed at once, logged as expected
     # Below RabbitMQ's 30-minute consumer timeout; a job cut short resumes on its retry.

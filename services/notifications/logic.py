@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from contracts.base import Event
+from contracts.errors import NotFound
 from contracts.notifications import (
     EMAIL_QUEUE,
     SEND_EMAIL_ACTOR,
+    EmailStatus,
     ListRequest,
     NotificationOut,
+    NotificationPage,
     OrderNotificationsRequest,
 )
 from contracts.users import UserOut
@@ -23,11 +28,26 @@ from contracts.users import UserOut
 log = logging.getLogger(__name__)
 
 COLLECTION = "notifications"
+BEFORE_NOT_FOUND = "notification not found (before)"
 LEGACY_INDEXES = ("event_id_1",)  # the unique event_id index, before one event could notify many
 
 
 class Tasks(Protocol):
     def send(self, queue_name: str, actor_name: str, *args: Any) -> str: ...
+
+
+class Streams(Protocol):
+    """Each user's live notification stream (``services.notifications.streams.UserStreams``)."""
+
+    def append(self, notification: NotificationOut) -> str: ...
+
+
+@dataclass(frozen=True)
+class Outlets:
+    """Where a stored notification goes next: the e-mail queue and its user's live stream."""
+
+    tasks: Tasks
+    streams: Streams
 
 
 def prepare(db: Database) -> None:
@@ -64,31 +84,48 @@ def compose(event: Event, user: UserOut, title: str, body: str, **extra: Any) ->
     }
 
 
-def record(db: Database, tasks: Tasks, event: Event, doc: dict[str, Any]) -> dict[str, Any]:
-    """Store the notification once per (event, user) and queue its e-mail once.
+def record(db: Database, outlets: Outlets, event: Event, doc: dict[str, Any]) -> dict[str, Any]:
+    """Store the notification once per (event, user), add it to its user's live stream and
+    queue its e-mail.
 
-    Safe to run again for the same event: the unique ``key`` keeps one document,
-    and the e-mail is queued only while ``emailQueued`` is unset (the actor itself
-    skips a message already sent). Only plain inserts, finds and ``$set`` are used,
-    which every MongoDB-wire server we support implements.
+    Safe to run again for the same event: the unique ``key`` keeps one document; it is
+    added to the stream until ``streamed`` is set and the e-mail queued until
+    ``emailQueued`` is (the actor itself skips a message already sent). A failure in
+    between raises, so the event is retried and finishes what is missing: the stream is
+    at-least-once (a client tells a repeat by the notification's id). Only plain inserts,
+    finds and ``$set`` are used, which every MongoDB-wire server we support implements.
     """
     key = notification_key(event, doc["userId"])
     fields = {"key": key, "event_id": str(event.event_id), "createdAt": datetime.now(UTC)}
+    flags = {"streamed": False, "emailQueued": False, "emailSent": False}
     try:
-        db[COLLECTION].insert_one({**doc, **fields, "emailQueued": False})
+        db[COLLECTION].insert_one({**doc, **fields, **flags})
         log.info("notification stored", extra={"key": key, "type": event.type})
     except DuplicateKeyError:
         log.info("notification already stored", extra={"key": key})
     stored = db[COLLECTION].find_one({"key": key})
     if stored is None:
         raise LookupError(f"notification {key} vanished after insert")
+    if not stored.get("streamed"):
+        outlets.streams.append(to_out(stored))
+        db[COLLECTION].update_one({"_id": stored["_id"]}, {"$set": {"streamed": True}})
     if stored.get("email") and not stored.get("emailQueued"):
-        tasks.send(EMAIL_QUEUE, SEND_EMAIL_ACTOR, key)
+        outlets.tasks.send(EMAIL_QUEUE, SEND_EMAIL_ACTOR, key)
         db[COLLECTION].update_one({"_id": stored["_id"]}, {"$set": {"emailQueued": True}})
     return dict(stored)
 
 
+def email_status(doc: dict[str, Any]) -> EmailStatus | None:
+    """The e-mail's delivery, from the document's flags; None for a notification without one."""
+    if not doc.get("email"):
+        return None
+    if doc.get("emailSent"):
+        return "sent"
+    return "failed" if doc.get("emailFailed") else "queued"
+
+
 def to_out(doc: dict[str, Any]) -> NotificationOut:
+    """The API's view of a stored notification (never its e-mail address)."""
     return NotificationOut(
         id=str(doc["_id"]),
         event_id=doc["event_id"],
@@ -98,6 +135,8 @@ def to_out(doc: dict[str, Any]) -> NotificationOut:
         title=doc["title"],
         body=doc["body"],
         created_at=doc["createdAt"],
+        email_status=email_status(doc),
+        sent_at=doc.get("emailSentAt"),
     )
 
 
@@ -111,9 +150,25 @@ def _newest(db: Database, query: dict[str, Any], limit: int) -> list[Notificatio
     return [to_out(doc) for doc in cursor]
 
 
-def list_for_user(db: Database, request: ListRequest) -> list[NotificationOut]:
-    """A user's notifications, newest first."""
-    return _newest(db, {"userId": request.user_id}, request.limit)
+def list_for_user(db: Database, request: ListRequest) -> NotificationPage:
+    """A page of a user's notifications, newest first, after ``request.before`` if given."""
+    query: dict[str, Any] = {"userId": request.user_id}
+    if request.before is not None:
+        query.update(_older_than(db, request.user_id, request.before))
+    found = _newest(db, query, request.limit + 1)  # one more tells whether a next page exists
+    items = found[: request.limit]
+    more = len(found) > request.limit
+    return NotificationPage(items=items, next_before=items[-1].id if more else None)
+
+
+def _older_than(db: Database, user_id: int, before: str) -> dict[str, Any]:
+    """The condition "after this notification in newest-first order"; the id must be the
+    user's own notification (NotFound otherwise: someone else's is no cursor)."""
+    anchor = db[COLLECTION].find_one({"_id": ObjectId(before), "userId": user_id})
+    if anchor is None:
+        raise NotFound(BEFORE_NOT_FOUND)
+    at, oid = anchor["createdAt"], anchor["_id"]
+    return {"$or": [{"createdAt": {"$lt": at}}, {"createdAt": at, "_id": {"$lt": oid}}]}
 
 
 def for_order(db: Database, request: OrderNotificationsRequest) -> list[NotificationOut]:

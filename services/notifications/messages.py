@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
+from contracts.base import NOT_ON_ONE_LINE
 from contracts.catalog import CatalogApi, ProductOut, ProductUpdated
 from contracts.courses import CourseOut, CoursePublished, EnrollmentCreated
 from contracts.errors import NotFound
 from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserOut, UserRegistered, UsersApi
-from services.notifications.logic import Tasks, compose, record
+from services.notifications import fanout
+from services.notifications.logic import Outlets, compose, record
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line, each run of white space or control characters one space: a title
+    is an e-mail's Subject, which cannot hold a line break (names stored before the contracts
+    refused them may have one)."""
+    spaced = "".join(" " if unicodedata.category(ch) in NOT_ON_ONE_LINE else ch for ch in text)
+    return " ".join(spaced.split())
 
 
 def welcome(event: UserRegistered, user: UserOut) -> dict[str, Any]:
-    return compose(event, user, "Welcome to the mesh", f"Your account {user.email} is ready.")
+    # No address in the body: it is shown by the API and streamed (the e-mail goes to it anyway).
+    return compose(event, user, "Welcome to the mesh", f"Your account, {user.name}, is ready.")
 
 
 def order_placed(event: OrderCreated, user: UserOut) -> dict[str, Any]:
@@ -28,13 +40,13 @@ def order_status(event: OrderStatusChanged, user: UserOut) -> dict[str, Any]:
 
 
 def course_welcome(event: EnrollmentCreated, course: CourseOut, user: UserOut) -> dict[str, Any]:
-    title = f"Welcome to {course.title}"
+    title = one_line(f"Welcome to {course.title}")
     body = f"You are enrolled in {course.title}. Your progress starts at 0 %: enjoy the course."
     return compose(event, user, title, body, courseId=course.id)
 
 
 def course_published(event: CoursePublished, course: CourseOut, user: UserOut) -> dict[str, Any]:
-    title = f"{course.title} is published"
+    title = one_line(f"{course.title} is published")
     body = f"Your course {course.title} is live: {event.chunks} passages are searchable."
     return compose(event, user, title, body, courseId=course.id)
 
@@ -58,7 +70,7 @@ def _below(a: Any, b: Any) -> bool:
 def wishlist_alert(
     event: ProductUpdated, product: ProductOut, user: UserOut, reason: str
 ) -> dict[str, Any]:
-    name = product.name
+    name = one_line(product.name)
     if reason == "price_drop":
         price = f"{product.price_cents / 100:.2f} {product.currency}"
         title, body = f"{name} is now {price}", f"A product on your wishlist got cheaper: {name}."
@@ -68,9 +80,11 @@ def wishlist_alert(
 
 
 def notify_wishlisters(
-    db: Any, tasks: Tasks, catalog: CatalogApi, users: UsersApi, event: ProductUpdated
+    db: Any, outlets: Outlets, catalog: CatalogApi, users: UsersApi, event: ProductUpdated
 ) -> int:
-    """Tell everyone who wishlisted the product about a price drop or restock; return how many."""
+    """Tell everyone who wishlisted the product about a price drop or restock, a batch at a
+    time (resumed where a failure left it: :mod:`services.notifications.fanout`); return how
+    many wishlisters this delivery covered."""
     reason = wishlist_reason(event)
     if reason is None:
         return 0
@@ -78,7 +92,12 @@ def notify_wishlisters(
         product = catalog.get_product(event.product_id)
     except NotFound:
         return 0  # deleted since: nothing to buy
-    user_ids = catalog.wishlisted_by(event.product_id)
-    for user_id in user_ids:
-        record(db, tasks, event, wishlist_alert(event, product, users.get_user(user_id), reason))
-    return len(user_ids)
+
+    def page(after: int, limit: int) -> list[int]:
+        return catalog.wishlisted_by(event.product_id, after, limit)
+
+    def tell(user_ids: list[int]) -> None:
+        for user in users.get_users(user_ids):  # one call per batch; deleted users left out
+            record(db, outlets, event, wishlist_alert(event, product, user, reason))
+
+    return fanout.fan_out(db, event, page, tell)

@@ -9,7 +9,12 @@ from nameko.rpc import rpc
 from contracts.base import Viewer, parse_event
 from contracts.catalog import CatalogApi, ProductUpdated
 from contracts.courses import CoursePublished, CoursesApi, EnrollmentCreated
-from contracts.notifications import ListRequest, NotificationOut, OrderNotificationsRequest
+from contracts.notifications import (
+    ListRequest,
+    NotificationOut,
+    NotificationPage,
+    OrderNotificationsRequest,
+)
 from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered, UsersApi
 from mesh.events import handle_event
@@ -18,6 +23,7 @@ from mesh.rpc import ServiceClient
 from mesh.tasks import TaskQueue
 from mesh.typed import expose
 from services.notifications import logic, messages
+from services.notifications.streams import NotificationStreams
 
 
 class NotificationsService:
@@ -28,6 +34,7 @@ class NotificationsService:
     context = CorrelationContext()
     mongo = Mongo(prepare=logic.prepare)
     tasks = TaskQueue()
+    streams = NotificationStreams()
     users = ServiceClient(UsersApi, "users")
     catalog = ServiceClient(CatalogApi, "catalog")
     courses = ServiceClient(CoursesApi, "courses")
@@ -36,45 +43,51 @@ class NotificationsService:
     def ping(self) -> str:
         return self.name
 
+    @property
+    def outlets(self) -> logic.Outlets:
+        return logic.Outlets(self.tasks, self.streams)
+
     @handle_event(UserRegistered)
     def on_user_registered(self, body: Any) -> None:
         event = parse_event(UserRegistered, body)
         user = self.users.get_user(event.user_id)
-        logic.record(self.mongo, self.tasks, event, messages.welcome(event, user))
+        logic.record(self.mongo, self.outlets, event, messages.welcome(event, user))
 
     @handle_event(OrderCreated)
     def on_order_created(self, body: Any) -> None:
         event = parse_event(OrderCreated, body)
         user = self.users.get_user(event.user_id)
-        logic.record(self.mongo, self.tasks, event, messages.order_placed(event, user))
+        logic.record(self.mongo, self.outlets, event, messages.order_placed(event, user))
 
     @handle_event(OrderStatusChanged)
     def on_order_status_changed(self, body: Any) -> None:
         event = parse_event(OrderStatusChanged, body)
         user = self.users.get_user(event.user_id)
-        logic.record(self.mongo, self.tasks, event, messages.order_status(event, user))
+        logic.record(self.mongo, self.outlets, event, messages.order_status(event, user))
 
     @handle_event(ProductUpdated)
     def on_product_updated(self, body: Any) -> None:
         event = parse_event(ProductUpdated, body)
-        messages.notify_wishlisters(self.mongo, self.tasks, self.catalog, self.users, event)
+        messages.notify_wishlisters(self.mongo, self.outlets, self.catalog, self.users, event)
 
     @handle_event(EnrollmentCreated)
     def on_enrollment_created(self, body: Any) -> None:
         event = parse_event(EnrollmentCreated, body)
         course = self.courses.get_course(event.course_id, Viewer(user_id=event.user_id))
         user = self.users.get_user(event.user_id)
-        logic.record(self.mongo, self.tasks, event, messages.course_welcome(event, course, user))
+        logic.record(self.mongo, self.outlets, event, messages.course_welcome(event, course, user))
 
     @handle_event(CoursePublished)
     def on_course_published(self, body: Any) -> None:
         event = parse_event(CoursePublished, body)
         course = self.courses.get_course(event.course_id, Viewer(user_id=event.instructor_id))
         user = self.users.get_user(event.instructor_id)
-        logic.record(self.mongo, self.tasks, event, messages.course_published(event, course, user))
+        logic.record(
+            self.mongo, self.outlets, event, messages.course_published(event, course, user)
+        )
 
     @expose
-    def list_for_user(self, request: ListRequest) -> list[NotificationOut]:
+    def list_for_user(self, request: ListRequest) -> NotificationPage:
         return logic.list_for_user(self.mongo, request)
 
     @expose

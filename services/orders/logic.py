@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +22,7 @@ from contracts.orders import (
     OrderPage,
     OrderQuery,
     OrderRefs,
+    OrderRefState,
     OrderStatusChanged,
     StatusChange,
 )
@@ -32,6 +34,9 @@ from services.orders.models import Order, utcnow
 log = logging.getLogger(__name__)
 
 ORDER_NOT_FOUND = "order not found"
+DEFAULT_MAX_PENDING = 10  # the default of ORDER_MAX_PENDING_PER_USER
+SLOT_ATTEMPTS = 5
+EXPIRY_BATCH = 500
 
 
 def to_out(order: Order) -> OrderOut:
@@ -93,11 +98,13 @@ def _store(
     user_id: int,
     reservation: Reservation,
     idempotency_key: str | None,
+    max_pending: int,
 ) -> Order:
-    """Insert the order and its order.created event in one transaction."""
+    """Insert the order, in a free pending slot, and its order.created event in one transaction."""
     with sessions() as session, session.begin():
         now = utcnow()
         order = Order(
+            pending_slot=_free_slot(session, user_id, max_pending),
             user_id=user_id,
             product_id=reservation.product_id,
             quantity=reservation.quantity,
@@ -125,6 +132,16 @@ def _store(
     return order
 
 
+def _key_used(sessions: sessionmaker, user_id: int, key: str) -> bool:
+    with sessions() as session:
+        return (
+            session.scalar(
+                select(Order.id).where(Order.user_id == user_id, Order.idempotency_key == key)
+            )
+            is not None
+        )
+
+
 def _placed(
     sessions: sessionmaker, user_id: int, key: str | None, request: OrderCreate
 ) -> Order | None:
@@ -143,6 +160,61 @@ def _placed(
     return order
 
 
+def _cap_reached(max_pending: int) -> Conflict:
+    return Conflict(
+        f"you have {max_pending} orders awaiting payment, the most allowed: "
+        "pay or cancel one before ordering again"
+    )
+
+
+def _free_slot(session: Session, user_id: int, max_pending: int) -> int:
+    """The lowest of the user's ``max_pending`` pending-order slots no pending order holds.
+
+    Each pending order holds a slot, unique per user (NULL once it leaves pending), so the
+    database itself refuses a second order in the same slot when two are placed at once.
+    """
+    held = set(
+        session.scalars(
+            select(Order.pending_slot).where(
+                Order.user_id == user_id, Order.pending_slot.is_not(None)
+            )
+        )
+    )
+    free = next((slot for slot in range(max_pending) if slot not in held), None)
+    if free is None:
+        raise _cap_reached(max_pending)
+    return free
+
+
+def _check_pending_cap(sessions: sessionmaker, user_id: int, max_pending: int) -> None:
+    """Conflict before any stock is taken if the user has no pending-order slot free."""
+    with sessions() as session:
+        _free_slot(session, user_id, max_pending)
+
+
+def _store_in_a_slot(
+    sessions: sessionmaker,
+    events: EventSink,
+    user_id: int,
+    reservation: Reservation,
+    key: str | None,
+    max_pending: int,
+) -> Order:
+    """Store the order in a free slot; a slot a concurrent order took first is tried again."""
+    for _ in range(SLOT_ATTEMPTS - 1):
+        try:
+            return _store(sessions, events, user_id, reservation, key, max_pending)
+        except IntegrityError:
+            if key is not None and _key_used(sessions, user_id, key):
+                raise  # a concurrent retry with the same key stored its order first
+    try:
+        return _store(sessions, events, user_id, reservation, key, max_pending)
+    except IntegrityError:
+        if key is not None and _key_used(sessions, user_id, key):
+            raise
+        raise Conflict("too many orders placed at once; try again") from None
+
+
 def create_order(
     sessions: sessionmaker,
     events: EventSink,
@@ -151,21 +223,26 @@ def create_order(
     user_id: int,
     request: OrderCreate,
     key: str | None = None,
+    *,
+    max_pending: int = DEFAULT_MAX_PENDING,
 ) -> OrderOut:
     """Reserve the stock, then store the order; if that fails, the stock goes back.
 
     The user check runs while the stock is reserved (one RPC hop less on the way), so an
     unknown user costs a reservation that is given back at once. With an
     ``key`` (the client's Idempotency-Key), a retry returns the order the first attempt placed.
+    A user with ``max_pending`` orders awaiting payment gets a Conflict: checked before any
+    stock is taken, and held by the database when orders are placed at once (pending slots).
     """
     if (placed := _placed(sessions, user_id, key, request)) is not None:
         return to_out(placed)
+    _check_pending_cap(sessions, user_id, max_pending)
     confirm_user = users.confirm_later(user_id)
     order_ref = uuid.uuid4().hex
     reservation = _reserve(catalog, request, order_ref)
     try:
         _confirm(confirm_user)
-        order = _store(sessions, events, user_id, reservation, key)
+        order = _store_in_a_slot(sessions, events, user_id, reservation, key, max_pending)
     except IntegrityError:
         _release(catalog, order_ref)
         # A concurrent retry with the same key stored its order first.
@@ -213,30 +290,42 @@ def get_order(sessions: sessionmaker, order_id: int, viewer: Viewer) -> OrderOut
         return to_out(_visible(session, order_id, _owner(viewer)))
 
 
-def known_order_refs(sessions: sessionmaker, request: OrderRefs) -> list[str]:
-    """Which of these reservation refs belong to a stored order."""
+def order_ref_states(sessions: sessionmaker, request: OrderRefs) -> list[OrderRefState]:
+    """The status of the stored order holding each of these reservation refs (unknown ones
+    are left out)."""
     if not request.refs:
         return []
     with sessions() as session:
-        return list(
-            session.scalars(select(Order.order_ref).where(Order.order_ref.in_(request.refs)))
-        )
+        rows = session.execute(
+            select(Order.order_ref, Order.status)
+            .where(Order.order_ref.in_(request.refs))
+            .order_by(Order.id)
+        ).all()
+    return [OrderRefState(order_ref=ref, status=status) for ref, status in rows]
 
 
 # ---------------------------------------------------------------- status
 
 
 def _apply(
-    sessions: sessionmaker, events: EventSink, order_id: int, new: str, owner: int | None
+    sessions: sessionmaker,
+    events: EventSink,
+    order_id: int,
+    new: str,
+    owner: int | None,
+    expect: str | None = None,
 ) -> Order:
     """Move the order to ``new`` and store order.status_changed, in one transaction.
 
     FOR UPDATE makes a concurrent transition wait on PostgreSQL and MariaDB; the
     conditional UPDATE catches the same race on SQLite, which ignores FOR UPDATE.
+    With ``expect``, only an order still in that status moves (Conflict otherwise).
     """
     with sessions() as session, session.begin():
         order = _visible(session, order_id, owner, lock=True)
         old = order.status
+        if expect is not None and old != expect:
+            raise Conflict(f"the order is {old}, no longer {expect}")
         if new not in TRANSITIONS[old]:
             raise Conflict(f"an order that is {old} cannot become {new}")
         now = utcnow()
@@ -244,7 +333,7 @@ def _apply(
             session,
             update(Order)
             .where(Order.id == order.id, Order.status == old)
-            .values(status=new, updated_at=now)
+            .values(status=new, updated_at=now, pending_slot=None)  # pending no more
             .execution_options(synchronize_session=False),
         )
         if moved != 1:
@@ -269,6 +358,7 @@ def _change(
     order_id: int,
     new: str,
     owner: int | None,
+    expect: str | None = None,
 ) -> OrderOut:
     # The status change and its event commit first; the stock is released after.
     # Releasing first would hold the order's lock across an RPC (on SQLite, its one
@@ -276,7 +366,7 @@ def _change(
     # The release here is for read-your-writes; the guarantee is the catalog's handler
     # of order.status_changed, which releases the reservation (idempotently) from the
     # outbox event even when this call fails.
-    order = _apply(sessions, events, order_id, new, owner)
+    order = _apply(sessions, events, order_id, new, owner, expect)
     if new == "cancelled":
         _release(catalog, order.order_ref)
     log.info("order status changed", extra={"order_id": order.id, "status": new})
@@ -299,3 +389,41 @@ def set_status(
 ) -> OrderOut:
     """The admin path: any legal transition; the gateway checks the caller is an admin."""
     return _change(sessions, events, catalog, order_id, change.status, None)
+
+
+# ---------------------------------------------------------------- expiry
+
+
+def expired_pending(
+    sessions: sessionmaker, older_than: datetime, limit: int = EXPIRY_BATCH
+) -> list[int]:
+    """Ids of orders still pending that were placed before ``older_than``, oldest first."""
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(Order.id)
+                .where(Order.status == "pending", Order.created_at < older_than)
+                .order_by(Order.id)
+                .limit(limit)
+            )
+        )
+
+
+def expire_order(
+    sessions: sessionmaker, events: EventSink, catalog: Catalog, order_id: int
+) -> bool:
+    """Cancel the order if it is still pending (its stock goes back); False if it moved on."""
+    try:
+        _change(sessions, events, catalog, order_id, "cancelled", None, expect="pending")
+    except Conflict:
+        return False  # paid or cancelled meanwhile, or another process expired it first
+    log.info("pending order expired", extra={"order_id": order_id})
+    return True
+
+
+def expire_pending(
+    sessions: sessionmaker, events: EventSink, catalog: Catalog, older_than: datetime
+) -> int:
+    """Cancel one batch of orders left pending since before ``older_than``; how many."""
+    ids = expired_pending(sessions, older_than)
+    return sum(expire_order(sessions, events, catalog, order_id) for order_id in ids)

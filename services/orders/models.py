@@ -26,6 +26,7 @@ class Order(Base):
         Index("ix_orders_user_created", "user_id", "created_at"),
         Index("ix_orders_status", "status"),
         UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_idempotency_key"),
+        UniqueConstraint("user_id", "pending_slot", name="uq_orders_user_pending_slot"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -40,6 +41,8 @@ class Order(Base):
     order_ref: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     # The client's Idempotency-Key: a retried POST returns the order it already placed.
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    # Which of its user's ORDER_MAX_PENDING_PER_USER slots a pending order holds; NULL after.
+    pending_slot: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow
     )

@@ -6,7 +6,7 @@ from eventlet import tpool
 from nameko.rpc import rpc
 
 from contracts.base import Id
-from contracts.users import Credentials, Email, RegisterRequest, UserOut
+from contracts.users import Credentials, Email, RegisterRequest, UserIds, UserOut
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext, Redis
 from mesh.sql import Database
@@ -42,6 +42,10 @@ class UsersService:
     @expose
     def get_user(self, user_id: Id) -> UserOut:
         return logic.get_user(self.db, self.cache, user_id)
+
+    @expose
+    def get_users(self, user_ids: UserIds) -> list[UserOut]:
+        return logic.get_users(self.db, user_ids)
 
     @expose
     def promote_admin(self, email: Email) -> UserOut:

@@ -4,6 +4,9 @@ The session fixture ``mesh`` starts supervisord.conf like ``make run`` does, but
 var dir (a temp dir: logs, socket, SQLite, embedded MongoDB data, mail), its own ports
 (gateway 8123, embedded MongoDB 27127), its own Redis db (14, flushed) and its own RabbitMQ
 vhost (``mesh_e2e``, created afresh), so nothing it does reaches a mesh started by ``make run``.
+Its e-mail goes over SMTP with STARTTLS to ``smtp_server``, which records every message (a
+duplicate shows), with retries short enough to dead-letter within seconds. ``MESH_FAULTS``
+lists the crash points (``FAULTS``); each stays inert until a test arms it (tests/e2e/crash.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import redis
 import requests
 from pymongo import MongoClient
 
+from mesh import orphans
+from tests.support.smtp_server import Received, RecordingSmtpServer
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
 CONF = REPO / "supervisord.conf"
@@ -35,8 +41,10 @@ GATEWAY_PORT = int(os.environ.get("E2E_GATEWAY_PORT", "8123"))
 MONGO_PORT = int(os.environ.get("E2E_MONGO_PORT", "27127"))
 REDIS_DB = int(os.environ.get("E2E_REDIS_DB", "14"))
 VHOST = os.environ.get("E2E_VHOST", "mesh_e2e")
-READY_TIMEOUT = 120
+READY_TIMEOUT = int(os.environ.get("E2E_READY_TIMEOUT", "120"))  # more on a busy machine
 PASSWORD = "correct-horse-battery-9"  # meets the password policy
+# The crash points the e2e tests may use (mesh.faults); each fires only when a test arms it.
+FAULTS = "notifications.after_effect=pause:120,users.after_commit=crash"
 
 # Variables of a developer's shell that would point the e2e mesh at shared state.
 # The e2e mesh runs on its embedded defaults: no server or model the caller's shell points at.
@@ -93,6 +101,7 @@ class Mesh:
     mongo_db: str
     redis_url: str
     notes: list[str] = field(default_factory=list)
+    smtp: RecordingSmtpServer | None = None  # where the mesh's e-mail goes
     bin: Path = VENV_BIN
     eventually = staticmethod(eventually)
 
@@ -168,23 +177,45 @@ class Mesh:
     def assert_one_notification(
         self, user_id: int, event_type: str = "user.registered", timeout: float = 30
     ) -> None:
-        """Wait for the user's notification of this type, then check it stays exactly one."""
+        """Wait for the user's notification of this type and its e-mail; check each stays one.
+
+        The document count alone cannot show a duplicate (its key is unique in MongoDB): the
+        SMTP server keeps every message it receives, so a second delivery shows there.
+        """
         eventually(
             lambda: self.notification_count(user_id, event_type) >= 1,
             timeout=timeout,
             what=f"a {event_type} notification for user {user_id} in MongoDB",
         )
+        (key,) = self.notification_keys(user_id, event_type)
+        if self.smtp is not None:
+            eventually(lambda: self.emails_for(key), timeout=timeout, what=f"the e-mail of {key}")
         time.sleep(1.5)  # a duplicate would arrive within this
         assert self.notification_count(user_id, event_type) == 1
+        if self.smtp is not None:
+            assert len(self.emails_for(key)) == 1, f"{key} was e-mailed more than once"
+
+    def emails_for(self, key: str) -> list[Received]:
+        """Every e-mail the SMTP server received for notification ``key``, duplicates kept."""
+        assert self.smtp is not None, "the mesh has no test SMTP server"
+        return [m for m in self.smtp.messages() if m.message["Message-ID"] == f"<{key}@mesh>"]
+
+    def notification_keys(self, user_id: int, event_type: str = "user.registered") -> list[str]:
+        return [doc["key"] for doc in self._notifications(user_id, event_type, {"key": 1})]
 
     def notification_count(self, user_id: int, event_type: str = "user.registered") -> int:
+        # A list, not count_documents: the embedded server answers a count with a full scan.
+        return len(self._notifications(user_id, event_type, {"_id": 1}))
+
+    def _notifications(
+        self, user_id: int, event_type: str, fields: dict[str, int]
+    ) -> list[dict[str, Any]]:
         client: MongoClient[dict[str, Any]] = MongoClient(
             self.mongo_uri, serverSelectionTimeoutMS=5000
         )
         try:
             coll = client[self.mongo_db]["notifications"]
-            # A list, not count_documents: the embedded server answers a count with a full scan.
-            return len(list(coll.find({"userId": user_id, "type": event_type}, {"_id": 1})))
+            return list(coll.find({"userId": user_id, "type": event_type}, fields))
         finally:
             client.close()
 
@@ -192,19 +223,18 @@ class Mesh:
 # ------------------------------------------------------------------ start-up
 
 
-def _e2e_amqp_uri(base_uri: str, notes: list[str]) -> str:
+def _e2e_amqp_uri(base_uri: str, notes: list[str], ctl: list[str] | None) -> str:
     """A fresh ``mesh_e2e`` vhost on the same broker, or "/" when rabbitmqctl is unavailable."""
     parts = urlsplit(base_uri)
-    ctl = shutil.which("rabbitmqctl")
     user = parts.username or "guest"
     if ctl:
         # Deleted first, so that messages a previous run left in its queues never reach this one.
         subprocess.run(
-            [ctl, "-q", "delete_vhost", VHOST], capture_output=True, timeout=60, check=False
+            [*ctl, "-q", "delete_vhost", VHOST], capture_output=True, timeout=60, check=False
         )
         steps = (
-            [ctl, "-q", "add_vhost", VHOST],
-            [ctl, "-q", "set_permissions", "-p", VHOST, user, ".*", ".*", ".*"],
+            [*ctl, "-q", "add_vhost", VHOST],
+            [*ctl, "-q", "set_permissions", "-p", VHOST, user, ".*", ".*", ".*"],
         )
         results = [
             subprocess.run(s, capture_output=True, text=True, timeout=60, check=False)
@@ -283,11 +313,31 @@ def _shutdown_stale(tmp_root: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def rabbitmqctl() -> list[str] | None:
+    """The rabbitmqctl command (with its node options) of the broker behind ``amqp_uri``."""
+    ctl = shutil.which("rabbitmqctl")
+    return [ctl] if ctl else None
+
+
+@pytest.fixture(scope="session")
+def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingSmtpServer]:
+    """The mesh's SMTP server (STARTTLS and AUTH required): records every e-mail it gets."""
+    server = RecordingSmtpServer(tmp_path_factory.mktemp("smtp"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def mesh(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     amqp_uri: str,
     redis_url: str,
+    rabbitmqctl: list[str] | None,
+    smtp_server: RecordingSmtpServer,
 ) -> Iterator[Mesh]:
     """Start the whole mesh under supervisord in a temp var dir; shut it down afterwards."""
     notes: list[str] = []
@@ -301,7 +351,7 @@ def mesh(
     for sub in ("log", "run", "mongo", "mail"):
         (var_dir / sub).mkdir()
 
-    e2e_amqp = _e2e_amqp_uri(amqp_uri, notes)
+    e2e_amqp = _e2e_amqp_uri(amqp_uri, notes, rabbitmqctl)
     e2e_redis = _e2e_redis_url(redis_url)
     client = redis.Redis.from_url(e2e_redis)
     client.flushdb()
@@ -321,9 +371,16 @@ def mesh(
         REDIS_URL=e2e_redis,
         LOGIN_RATE_IP="1000/minute",
         LOGIN_RATE_ACCOUNT="1000/minute",
+        LOGIN_RATE_ACCOUNT_TOTAL="1000/minute",
         REGISTER_RATE_IP="1000/minute",
         API_RATE_IP="100000/minute",
         PYTHONUNBUFFERED="1",
+        SMTP_URL=smtp_server.url,
+        SMTP_CA_FILE=str(smtp_server.ca_file),
+        EMAIL_MAX_RETRIES="2",  # an e-mail is dead-lettered within seconds of SMTP going down
+        EMAIL_RETRY_MIN_MS="200",
+        EMAIL_RETRY_MAX_MS="1000",
+        MESH_FAULTS=FAULTS,
     )
     m = Mesh(
         base_url=f"http://127.0.0.1:{GATEWAY_PORT}",
@@ -333,6 +390,7 @@ def mesh(
         mongo_db=env.get("MONGO_DB", "mesh"),
         redis_url=e2e_redis,
         notes=notes,
+        smtp=smtp_server,
     )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     for note in notes:
@@ -364,6 +422,10 @@ def mesh(
         yield m
     finally:
         _shutdown(var_dir, env)
+        # Nothing may outlive supervisord (mesh.orphans): stop it, then say so.
+        left = orphans.reap(var_dir)
+        if left:
+            pytest.fail(f"processes outlived the mesh: {left}", pytrace=False)
 
 
 @pytest.fixture

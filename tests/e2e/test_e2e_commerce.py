@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,8 @@ import pytest
 import redis
 import requests
 
+from mesh import topology
+from tests.e2e import crash
 from tests.e2e.conftest import Mesh, User, eventually
 
 pytestmark = pytest.mark.e2e
@@ -194,19 +197,40 @@ def test_unknown_product_malformed_json_and_no_stock(mesh: Mesh, admin: dict[str
 
 
 def test_order_fan_out_survives_notifications_being_killed(
-    mesh: Mesh, admin: dict[str, str]
+    mesh: Mesh, admin: dict[str, str], rabbitmqctl: list[str] | None
 ) -> None:
-    """SIGKILL notifications right as the order's events arrive; supervisord restarts it."""
+    """SIGKILL notifications while it holds the order's event, applied but not acked.
+
+    A pause fault (tests/e2e/crash.py) holds the handler of our order.created after it
+    stored the notification and queued the e-mail, before the ack: the kill lands there,
+    in the process supervisord runs, which comes back under a new pid. The redelivered
+    event finds its work done: one notification, one e-mail, one mirrored event.
+    """
     shopper = mesh.register()
     headers = auth(mesh, shopper)
     product = new_product(mesh, admin)
     sub = redis.Redis.from_url(mesh.redis_url).pubsub()
     sub.subscribe("order.created")
-    placed = order(mesh, headers, product["id"]).json()
-    killed = mesh.supervisorctl("signal", "KILL", "notifications")
-    assert killed.returncode == 0, killed.stdout + killed.stderr
-    time.sleep(1)
-    mesh.wait_running("notifications")
+    point = "notifications.after_effect"
+    crash.arm(mesh, point, {"type": "order.created", "user_id": shopper.id})
+    try:
+        placed = order(mesh, headers, product["id"]).json()
+        held = crash.wait_fired(mesh, point)
+    finally:
+        crash.disarm(mesh, point)
+    assert held.detail["order_id"] == placed["id"], held
+    assert crash.program_pid(mesh, "notifications") == held.pid
+    (key,) = mesh.notification_keys(shopper.id, "order.created")  # applied, not yet acked
+    queue = topology.handler_queue_name(
+        "orders", "order.created", "notifications", "on_order_created"
+    )
+    if rabbitmqctl:
+        assert crash.queue_counts(mesh, rabbitmqctl, queue)[queue] == (0, 1)
+
+    crash.sigkill(held.pid)
+    crash.wait_restarted(mesh, "notifications", held.pid)
+
+    crash.assert_redelivered(mesh, key)
     mesh.assert_one_notification(shopper.id, "order.created")
     assert len(_received(sub, 3, lambda m: m.get("order_id") == placed["id"])) == 1
 
@@ -231,3 +255,36 @@ def test_a_retried_order_with_an_idempotency_key_is_placed_once(
     assert product_stock(mesh, product["id"]) == 3
     reused = order(mesh, headers, product["id"], 1)
     assert reused.status_code == 409
+
+
+def test_a_cancel_while_the_catalogs_store_is_locked_gets_its_stock_back(
+    mesh: Mesh, admin: dict[str, str]
+) -> None:
+    """The catalog's SQLite file is locked for longer than its busy timeout (30 s): the
+    cancel's release fails, and so do the event handler's first attempts. Once the store is
+    back, the stock comes back: from the event's retries, or else from the settling timer
+    (the reservation is aged past the grace period while the lock is held)."""
+    shopper = mesh.register()
+    product = new_product(mesh, admin, stock=3)
+    placed = order(mesh, auth(mesh, shopper), product["id"], quantity=2).json()
+    assert product_stock(mesh, product["id"]) == 1
+    store = sqlite3.connect(mesh.var_dir / "catalog.db", timeout=30, isolation_level=None)
+    try:
+        store.execute("BEGIN EXCLUSIVE")
+        store.execute(
+            "UPDATE reservations SET created_at = datetime('now', '-1 hour') "
+            "WHERE product_id = ? AND released_at IS NULL",
+            (product["id"],),
+        )
+        url = mesh.url(f"/api/orders/{placed['id']}/cancel")
+        cancelled = requests.post(url, headers=auth(mesh, shopper), timeout=60)
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        time.sleep(35)  # the store stays down past the catalog's busy timeout
+        store.execute("COMMIT")
+    finally:
+        store.close()
+    mesh.eventually(
+        lambda: product_stock(mesh, product["id"]) == 3,
+        timeout=150,
+        what="the cancelled order's stock back",
+    )

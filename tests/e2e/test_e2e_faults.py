@@ -1,4 +1,9 @@
-"""An event published while its consumer is down is delivered, once, when it comes back."""
+"""An event published while its consumer is stopped waits in its durable queue.
+
+This proves durable queues, and that the publisher declares its consumers' queues: it does
+not kill a consumer holding an unacked message. That is test_e2e_crash.py, which SIGKILLs
+notifications inside its handler, after the effect and before the ack.
+"""
 
 from __future__ import annotations
 
@@ -24,4 +29,4 @@ def test_event_survives_a_stopped_consumer(mesh):
         assert started.returncode == 0, started.stdout + started.stderr
         mesh.wait_running("notifications")
 
-    mesh.assert_one_notification(user.id)
+    mesh.assert_one_notification(user.id)  # one document, and one e-mail over SMTP

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,8 @@ from pymongo import MongoClient
 from mesh.settings import Settings, get_settings
 from tests.conftest import require
 
-VHOST = "mesh_it"
+# IT_VHOST: a vhost of your own when several test runs share one broker.
+VHOST = os.environ.get("IT_VHOST", "mesh_it")
 ROOT = Path(__file__).resolve().parents[2]
 
 

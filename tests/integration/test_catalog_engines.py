@@ -12,9 +12,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from contracts.catalog import ProductCreate, ProductPatch, ProductQuery, ReserveRequest
+from contracts.catalog import (
+    ProductCreate,
+    ProductPatch,
+    ProductQuery,
+    ReserveRequest,
+    WishlistQuery,
+)
 from contracts.catalog import Reservation as ReservationOut
 from contracts.errors import Conflict
+from contracts.orders import OrderRefState, Status
 from mesh.outbox import OutboxHandle
 from services.catalog import products, stock, wishlist
 from services.catalog.models import Base, Reservation, outbox
@@ -130,22 +137,39 @@ def test_search_patch_delete_and_wishlist(sessions: sessionmaker, events: Outbox
     wishlist.wishlist_add(sessions, 7, ids[1])
     wishlist.wishlist_add(sessions, 7, ids[1])
     wishlist.wishlist_add(sessions, 8, ids[1])
-    assert [i.product.id for i in wishlist.wishlist_list(sessions, 7)] == [ids[1]]
+    assert [i.product.id for i in wishlist.wishlist_list(sessions, 7, WishlistQuery()).items] == [
+        ids[1]
+    ]
     assert wishlist.wishlisted_by(sessions, ids[1]) == [7, 8]
 
 
-def test_stale_reservations_are_settled_by_age(
+def test_stale_reservations_are_settled_by_their_orders_status(
     sessions: sessionmaker, events: OutboxHandle
 ) -> None:
-    product_id = product_with(sessions, events, 3)
-    for ref in ("order-kept", "order-lost"):
+    product_id = product_with(sessions, events, 4)
+    refs = ("order-paid", "order-delivered", "order-cancelled", "order-lost")
+    for ref in refs:
         request = ReserveRequest(product_id=product_id, quantity=1, order_ref=ref)
         stock.reserve_stock(sessions, events, request)
+    statuses: dict[str, Status] = {
+        "order-paid": "paid",
+        "order-delivered": "delivered",
+        "order-cancelled": "cancelled",
+    }
+
+    def states(asked: list[str]) -> list[OrderRefState]:
+        return [OrderRefState(order_ref=r, status=statuses[r]) for r in asked if r in statuses]
+
     now = datetime.now(UTC)
     assert stock.stale_refs(sessions, now - timedelta(minutes=10)) == []
-    settled = stock.settle_stale(
-        sessions, events, lambda refs: ["order-kept"], now + timedelta(minutes=1)
-    )
-    assert settled == (1, 1)
+    later = now + timedelta(minutes=1)
+    assert stock.settle_stale(sessions, events, states, later) == (1, 1, 2)
     assert stock_of(sessions, product_id) == 2
-    assert stock.stale_refs(sessions, now + timedelta(minutes=1)) == []
+    with sessions() as session:
+        marks = {
+            r.order_ref: (r.confirmed_at is not None, r.checked_at is not None)
+            for r in session.scalars(select(Reservation))
+        }
+    # The delivered order keeps its stock for good; the paid one is asked about again later.
+    assert marks["order-delivered"] == (True, False) and marks["order-paid"] == (False, True)
+    assert stock.stale_refs(sessions, later + timedelta(minutes=1)) == ["order-paid"]

@@ -16,15 +16,21 @@ import pytest
 
 from contracts.catalog import CatalogApi
 from contracts.courses import CoursesApi
-from contracts.errors import InvalidInput
-from contracts.notifications import ListRequest, NotificationsApi, OrderNotificationsRequest
+from contracts.errors import InvalidInput, NotFound
+from contracts.notifications import (
+    ListRequest,
+    NotificationOut,
+    NotificationsApi,
+    OrderNotificationsRequest,
+)
 from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered, UsersApi
-from mesh.clients import make_mongo
+from mesh.clients import make_mongo, make_redis
 from mesh.settings import Settings
 from mesh.typed import client
 from services.notifications import logic
 from services.notifications.service import NotificationsService
+from services.notifications.streams import UserStreams
 from tests.unit.fakes import RecordingTasks
 from tests.unit.service_fakes import (
     FakeCatalog,
@@ -76,6 +82,7 @@ def real_side(settings: Settings) -> Side:
         context=None,
         mongo=db,
         tasks=RecordingTasks(),
+        streams=UserStreams(make_redis(settings)),
         users=client(UsersApi, "users", LocalTransport(users=users)),
         catalog=client(CatalogApi, "catalog", LocalTransport(catalog=FakeCatalog())),
         courses=client(CoursesApi, "courses", LocalTransport(courses=FakeCourses(FakeContent()))),
@@ -118,15 +125,56 @@ def notify_in_order(notifications: Side, events: list[Notifying]) -> None:
 def test_a_users_list_is_theirs_newest_first_and_limited(notifications: Side) -> None:
     mine: list[Notifying] = [UserRegistered(user_id=1), placed(31), paid(31)]
     notify_in_order(notifications, [*mine, UserRegistered(user_id=2)])
-    listed = notifications.api.list_for_user(ListRequest(user_id=1))
+    page = notifications.api.list_for_user(ListRequest(user_id=1))
+    listed = page.items
     assert [n.event_id for n in listed] == [str(e.event_id) for e in reversed(mine)]
     assert [(n.type, n.user_id, n.order_id) for n in listed] == [
         ("order.status_changed", 1, 31),
         ("order.created", 1, 31),
         ("user.registered", 1, None),
     ]
-    assert len(notifications.api.list_for_user(ListRequest(user_id=1, limit=2))) == 2
-    assert notifications.api.list_for_user(ListRequest(user_id=3)) == []
+    assert page.next_before is None
+    assert len(notifications.api.list_for_user(ListRequest(user_id=1, limit=2)).items) == 2
+    empty = notifications.api.list_for_user(ListRequest(user_id=3))
+    assert (empty.items, empty.next_before) == ([], None)
+
+
+def walk(notifications: Side, user_id: int, limit: int) -> list[list[NotificationOut]]:
+    """Every page of a user's notifications, following ``next_before`` to the end."""
+    pages, before = [], None
+    while True:
+        page = notifications.api.list_for_user(
+            ListRequest(user_id=user_id, limit=limit, before=before)
+        )
+        pages.append(page.items)
+        if page.next_before is None:
+            return pages
+        assert page.next_before == page.items[-1].id
+        before = page.next_before
+
+
+def test_pages_reach_every_notification_once_newest_first(notifications: Side) -> None:
+    mine: list[Notifying] = [placed(n) for n in range(1, 8)]
+    notify_in_order(notifications, [*mine, UserRegistered(user_id=2)])
+    pages = walk(notifications, 1, 3)
+    assert [len(p) for p in pages] == [3, 3, 1]
+    ids = [n.event_id for p in pages for n in p]
+    assert ids == [str(e.event_id) for e in reversed(mine)]
+    assert [len(p) for p in walk(notifications, 1, 7)] == [7]  # a full last page: no next
+
+
+def test_a_notification_is_shown_with_its_email_queued(notifications: Side) -> None:
+    notifications.notify(UserRegistered(user_id=1))
+    [shown] = notifications.api.list_for_user(ListRequest(user_id=1)).items
+    assert (shown.email_status, shown.sent_at) == ("queued", None)
+
+
+def test_before_must_be_one_of_the_users_own_notifications(notifications: Side) -> None:
+    notify_in_order(notifications, [placed(31), placed(32, user_id=2)])
+    others = notifications.api.list_for_user(ListRequest(user_id=2)).items[0].id
+    for before in (others, "0" * 24):
+        with pytest.raises(NotFound):
+            notifications.api.list_for_user(ListRequest(user_id=1, before=before))
 
 
 def test_an_orders_notifications_are_its_own_newest_first(notifications: Side) -> None:
@@ -150,6 +198,8 @@ def test_an_orders_notifications_are_its_own_newest_first(notifications: Side) -
         ("list_for_user", {"user_id": "5", "limit": 5}, ["request.user_id"]),
         ("list_for_user", {"user_id": 5, "limit": "x"}, ["request.limit"]),
         ("list_for_user", {"limit": 5}, ["request.user_id"]),
+        ("list_for_user", {"user_id": 5, "before": "not-an-id"}, ["request.before"]),
+        ("list_for_user", {"user_id": 5, "before": "A" * 24}, ["request.before"]),
         ("list_for_user", 5, ["request"]),
         ("get_notifications", {"order_id": 0}, ["request.order_id"]),
         ("get_notifications", {"order_id": 1, "limit": 101}, ["request.limit"]),

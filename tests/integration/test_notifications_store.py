@@ -5,8 +5,11 @@ Malformed list requests are refused by the entrypoint: test_notifications_contra
 
 from __future__ import annotations
 
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from pymongo.database import Database
@@ -20,14 +23,21 @@ from contracts.notifications import (
 )
 from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserOut, UserRegistered
-from mesh.clients import make_mongo
-from mesh.settings import Settings
+from mesh.clients import make_mongo, make_redis
+from mesh.settings import Settings, get_settings
 from services.notifications import actors, logic, messages
+from services.notifications.streams import UserStreams
 from tests.unit.fakes import RecordingTasks
 from tests.unit.service_fakes import FakeCatalog, FakeUsers
 
 STAMP = datetime(2026, 1, 2, tzinfo=UTC)
 USER = UserOut(id=5, email="eve@example.com", name="Eve", created_at=STAMP)
+
+
+def outlets(tasks: RecordingTasks) -> logic.Outlets:
+    """The tasks given, and the users' streams on the test Redis (test_notifications_delivery.py
+    checks what is streamed)."""
+    return logic.Outlets(tasks, UserStreams(make_redis(get_settings())))
 
 
 @pytest.fixture
@@ -40,8 +50,8 @@ def db(settings: Settings) -> Database:
 def test_an_event_handled_twice_stores_one_notification_and_one_email(db: Database) -> None:
     tasks = RecordingTasks()
     event = UserRegistered(user_id=5)
-    first = logic.record(db, tasks, event, messages.welcome(event, USER))
-    second = logic.record(db, tasks, event, messages.welcome(event, USER))
+    first = logic.record(db, outlets(tasks), event, messages.welcome(event, USER))
+    second = logic.record(db, outlets(tasks), event, messages.welcome(event, USER))
     assert first["_id"] == second["_id"]
     assert db[logic.COLLECTION].count_documents({"event_id": str(event.event_id)}) == 1
     assert tasks.sent == [(EMAIL_QUEUE, SEND_EMAIL_ACTOR, (logic.notification_key(event, 5),))]
@@ -52,13 +62,15 @@ def test_list_is_mine_newest_first_and_limited(db: Database) -> None:
     events = []
     for _ in range(3):
         event = UserRegistered(user_id=5)
-        logic.record(db, tasks, event, messages.welcome(event, USER))
+        logic.record(db, outlets(tasks), event, messages.welcome(event, USER))
         events.append(str(event.event_id))
         time.sleep(0.01)
     other = UserRegistered(user_id=6)
-    logic.record(db, tasks, other, messages.welcome(other, USER.model_copy(update={"id": 6})))
+    logic.record(
+        db, outlets(tasks), other, messages.welcome(other, USER.model_copy(update={"id": 6}))
+    )
 
-    listed = logic.list_for_user(db, ListRequest(user_id=5, limit=2))
+    listed = logic.list_for_user(db, ListRequest(user_id=5, limit=2)).items
     assert [n.event_id for n in listed] == events[::-1][:2]
     assert all(n.user_id == 5 for n in listed)
     assert listed[0].created_at.tzinfo == UTC
@@ -67,7 +79,7 @@ def test_list_is_mine_newest_first_and_limited(db: Database) -> None:
 
 def test_the_email_is_written_once(db: Database, settings: Settings) -> None:
     event = UserRegistered(user_id=5)
-    logic.record(db, RecordingTasks(), event, messages.welcome(event, USER))
+    logic.record(db, outlets(RecordingTasks()), event, messages.welcome(event, USER))
     key = logic.notification_key(event, 5)
     assert actors.deliver_email(db, settings, key) is True
     assert actors.deliver_email(db, settings, key) is False
@@ -105,8 +117,8 @@ def test_a_price_drop_notifies_each_wishlister_once(
 ) -> None:
     tasks, (catalog, users) = RecordingTasks(), shop
     event = price_change(2000, 1500)
-    assert messages.notify_wishlisters(db, tasks, catalog, users, event) == 2
-    assert messages.notify_wishlisters(db, tasks, catalog, users, event) == 2  # redelivery
+    assert messages.notify_wishlisters(db, outlets(tasks), catalog, users, event) == 2
+    assert messages.notify_wishlisters(db, outlets(tasks), catalog, users, event) == 0  # redelivery
     docs = list(db[logic.COLLECTION].find({"event_id": str(event.event_id)}))
     assert sorted(d["userId"] for d in docs) == [1, 2]
     assert all(d["reason"] == "price_drop" and "15.00 EUR" in d["title"] for d in docs)
@@ -117,10 +129,15 @@ def test_a_price_rise_or_a_deleted_product_notifies_nobody(
     db: Database, shop: tuple[FakeCatalog, FakeUsers]
 ) -> None:
     tasks, (catalog, users) = RecordingTasks(), shop
-    assert messages.notify_wishlisters(db, tasks, catalog, users, price_change(1000, 1500)) == 0
+    assert (
+        messages.notify_wishlisters(db, outlets(tasks), catalog, users, price_change(1000, 1500))
+        == 0
+    )
     catalog.delete_product(1)  # its wishlisters are still known, but there is nothing to buy
     assert catalog.wishlisted_by(1) == [1, 2]
-    assert messages.notify_wishlisters(db, tasks, catalog, users, price_change(2000, 1)) == 0
+    assert (
+        messages.notify_wishlisters(db, outlets(tasks), catalog, users, price_change(2000, 1)) == 0
+    )
     assert tasks.sent == []
 
 
@@ -130,10 +147,55 @@ def test_order_notifications_are_listed_by_order(db: Database) -> None:
     paid = OrderStatusChanged(
         order_id=31, user_id=5, order_ref="ref-31", old_status="pending", new_status="paid"
     )
-    logic.record(db, tasks, created, messages.order_placed(created, USER))
+    logic.record(db, outlets(tasks), created, messages.order_placed(created, USER))
     time.sleep(0.01)
-    logic.record(db, tasks, paid, messages.order_status(paid, USER))
+    logic.record(db, outlets(tasks), paid, messages.order_status(paid, USER))
     listed = logic.for_order(db, OrderNotificationsRequest(order_id=31))
     assert [n.type for n in listed] == ["order.status_changed", "order.created"]
     assert {n.order_id for n in listed} == {31}
     assert logic.for_order(db, OrderNotificationsRequest(order_id=32)) == []
+
+
+def test_two_concurrent_deliveries_send_the_email_once(db: Database, settings: Settings) -> None:
+    """A task queued twice (an event handled twice at once) and run on two threads at once."""
+    event = UserRegistered(user_id=5)
+    logic.record(db, outlets(RecordingTasks()), event, messages.welcome(event, USER))
+    key = logic.notification_key(event, 5)
+    sent: list[EmailMessage] = []
+    gate = threading.Barrier(2)
+
+    def slow_write(folder: Path, name: str, message: EmailMessage) -> Path:
+        sent.append(message)
+        time.sleep(0.3)  # the other delivery runs while this one is "sending"
+        return folder / name
+
+    outcomes: list[object] = []
+
+    def deliver() -> None:
+        gate.wait()
+        try:
+            outcomes.append(actors.deliver_email(db, settings, key))
+        except actors.EmailBusy as busy:
+            outcomes.append(busy)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(actors, "write_eml", slow_write)
+        threads = [threading.Thread(target=deliver) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(sent) == 1
+    assert sorted(type(o).__name__ for o in outcomes) == ["EmailBusy", "bool"]
+    # The retried loser finds it sent.
+    assert actors.deliver_email(db, settings, key) is False
+
+
+def test_a_lapsed_lease_is_taken_over(db: Database, settings: Settings) -> None:
+    """A worker that died mid-send leaves a lease; once it lapses the e-mail goes out."""
+    event = UserRegistered(user_id=5)
+    logic.record(db, outlets(RecordingTasks()), event, messages.welcome(event, USER))
+    key = logic.notification_key(event, 5)
+    lapsed = datetime.now(UTC) - timedelta(seconds=1)
+    db[logic.COLLECTION].update_one({"key": key}, {"$set": {"emailLease": lapsed}})
+    assert actors.deliver_email(db, settings, key) is True

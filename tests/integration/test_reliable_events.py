@@ -18,6 +18,7 @@ from contracts.users import UserRegistered
 from mesh import dead_letters, topology
 from mesh.settings import Settings
 from tests.integration.conftest import ROOT
+from tests.integration.flaky_service import OUTAGE_USER
 
 QUEUE = topology.handler_queue_name("users", "user.registered", "flaky", "on_user_registered")
 
@@ -50,7 +51,10 @@ def waiting(amqp_uri: str, name: str) -> int:
 
 
 @pytest.fixture
-def flaky_service(settings: Settings, tmp_path: Path) -> Iterator[None]:
+def flaky_service(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    monkeypatch.setenv("EVENT_RETRY_MAX_MS", "400")  # quick retries; the budget stays 6 h
     log = (tmp_path / "flaky.log").open("w")
     process = subprocess.Popen(
         [
@@ -101,6 +105,27 @@ def test_a_transient_failure_is_retried_until_it_succeeds(
     assert done == "2"
 
 
+def test_an_outage_is_waited_out_past_the_attempt_cap(
+    settings: Settings, flaky_service: None
+) -> None:
+    """A handler failing as if its database were down keeps retrying (EVENT_MAX_ATTEMPTS is
+    3 here) and handles the event once the server is back; nothing is dead-lettered."""
+    cache = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    cache.set("flaky:down", 1)
+    event = UserRegistered(user_id=OUTAGE_USER)
+    try:
+        publish(settings.amqp_uri, event.to_wire())
+        attempts = f"flaky:attempts:{event.event_id}"
+        wait_for(lambda: int(cache.get(attempts) or 0) >= 8, 30, "retries past the cap")
+        assert waiting(settings.amqp_uri, f"{QUEUE}.dlq") == 0
+        assert cache.get(f"flaky:done:{event.event_id}") is None
+    finally:
+        cache.delete("flaky:down")
+    done = wait_for(lambda: cache.get(f"flaky:done:{event.event_id}"), 10, "the handled event")
+    assert int(done) >= 9
+    assert waiting(settings.amqp_uri, f"{QUEUE}.dlq") == 0
+
+
 def test_poison_and_broken_events_are_dead_lettered_then_replayable(
     settings: Settings, flaky_service: None
 ) -> None:
@@ -114,17 +139,24 @@ def test_poison_and_broken_events_are_dead_lettered_then_replayable(
     assert letters["broken"].headers[topology.ATTEMPTS_HEADER] == 1
     assert "ContractViolation" in letters["broken"].headers[topology.ERROR_HEADER]
 
-    # Put the poison back and replay it: it goes round its retries once more.
+    # Put the poison back as it was dead-lettered (headers and all) and replay it: it gets
+    # a fresh budget, so it goes round all its retries once more.
     cache = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    letter = letters[str(poison.event_id)]
+    assert topology.FIRST_FAILURE_HEADER in letter.headers
     with Connection(settings.amqp_uri) as connection:
         connection.Producer(connection.channel()).publish(
-            poison.to_wire(), exchange="", routing_key=f"{QUEUE}.dlq"
+            letter.body,
+            exchange="",
+            routing_key=f"{QUEUE}.dlq",
+            headers=letter.headers,
+            content_type=letter.content_type,
+            content_encoding=letter.content_encoding,
         )
     assert dead_letters.replay(settings.amqp_uri, QUEUE) == 1
-    wait_for(
-        lambda: int(cache.get(f"flaky:attempts:{poison.event_id}") or 0) >= 6,
-        20,
-        "the replayed event's retries",
-    )
+    wait_for(lambda: waiting(settings.amqp_uri, f"{QUEUE}.dlq") == 1, 20, "the replayed poison")
+    assert int(cache.get(f"flaky:attempts:{poison.event_id}") or 0) == 6
+    (again,) = dead(settings.amqp_uri)
+    assert again.headers[topology.ATTEMPTS_HEADER] == 3
     with pytest.raises(dead_letters.UnknownQueue):
         dead_letters.replay(settings.amqp_uri, "no-such-queue")

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.unit.fake_sorted_sets import FakeSortedSets
+
 Entry = tuple[str, dict[str, str]]
 
 
@@ -22,7 +24,7 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class FakeStreamsRedis:
+class FakeStreamsRedis(FakeSortedSets):
     """Strings and streams in memory; ``expires`` holds each key's deadline (monotonic)."""
 
     def __init__(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from contracts.errors import Unavailable
 from gateway.rpc_pool import RpcClient
 from mesh.context import get_correlation_id
+from tests.unit.fake_sorted_sets import FakeSortedSets
 from tests.unit.service_fakes import LocalTransport
 
 
@@ -114,7 +115,7 @@ class FakePubSub:
             self.redis.subscribers.remove(self)
 
 
-class FakeRedis:
+class FakeRedis(FakeSortedSets):
     """The subset of redis-py's Redis (decode_responses=True) the gateway uses."""
 
     def __init__(self) -> None:
@@ -201,6 +202,7 @@ TEST_CONFIG: dict[str, Any] = {
     "RATELIMIT_STORAGE_OPTIONS": {},
     "LOGIN_RATE_IP": "1000/minute",
     "LOGIN_RATE_ACCOUNT": "1000/minute",
+    "LOGIN_RATE_ACCOUNT_TOTAL": "1000/minute",
     "REGISTER_RATE_IP": "1000/minute",
     "API_RATE_IP": "10000/minute",
     "SSE_POLL_SECONDS": 0.01,

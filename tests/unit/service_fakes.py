@@ -66,7 +66,11 @@ from contracts.catalog import (
     ProductUpdated,
     Reservation,
     ReserveRequest,
+    WishlistersAfter,
+    WishlistersLimit,
     WishlistItem,
+    WishlistPage,
+    WishlistQuery,
 )
 from contracts.content import (
     ContentApi,
@@ -104,8 +108,10 @@ from contracts.errors import (
     Unavailable,
 )
 from contracts.notifications import (
+    EmailStatus,
     ListRequest,
     NotificationOut,
+    NotificationPage,
     NotificationsApi,
     OrderNotificationsRequest,
 )
@@ -118,6 +124,7 @@ from contracts.orders import (
     OrderPage,
     OrderQuery,
     OrderRefs,
+    OrderRefState,
     OrdersApi,
     OrderStatusChanged,
     Status,
@@ -128,6 +135,7 @@ from contracts.users import (
     Email,
     RegisterRequest,
     Role,
+    UserIds,
     UserOut,
     UserRegistered,
     UsersApi,
@@ -280,6 +288,10 @@ class FakeUsers(UsersApi):
         return self.users[user_id]
 
     @validated
+    def get_users(self, user_ids: UserIds) -> list[UserOut]:
+        return [self.users[i] for i in dict.fromkeys(user_ids) if i in self.users]
+
+    @validated
     def promote_admin(self, email: Email) -> UserOut:
         user = self._by_email(email)
         if user is None:
@@ -393,14 +405,22 @@ class FakeCatalog(CatalogApi):
         return next((e for e in self.wishlist if (e.user_id, e.product_id) == pair), None)
 
     @validated
-    def wishlist_list(self, user_id: Id) -> list[WishlistItem]:
+    def wishlist_list(self, user_id: Id, query: WishlistQuery) -> WishlistPage:
         entries = [
             e for e in self.wishlist if e.user_id == user_id and e.product_id not in self.deleted
         ]
         entries.sort(key=lambda e: (e.added_at, e.seq), reverse=True)
-        return [
+        end = query.offset + query.limit
+        items = [
             WishlistItem(product=self.products[e.product_id], added_at=e.added_at) for e in entries
         ]
+        more = len(entries) > end
+        return WishlistPage(
+            items=items[query.offset : end],
+            limit=query.limit,
+            offset=query.offset,
+            next_offset=end if more else None,
+        )
 
     @validated
     def wishlist_add(self, user_id: Id, product_id: Id) -> WishlistItem:
@@ -417,8 +437,11 @@ class FakeCatalog(CatalogApi):
         self.wishlist = [e for e in self.wishlist if (e.user_id, e.product_id) != pair]
 
     @validated
-    def wishlisted_by(self, product_id: Id) -> list[int]:
-        return sorted(e.user_id for e in self.wishlist if e.product_id == product_id)
+    def wishlisted_by(
+        self, product_id: Id, after: WishlistersAfter = 0, limit: WishlistersLimit = 1000
+    ) -> list[int]:
+        ids = sorted(e.user_id for e in self.wishlist if e.product_id == product_id)
+        return [i for i in ids if i > after][:limit]
 
     # stock
 
@@ -482,10 +505,13 @@ class FakeOrders(OrdersApi):
     :meth:`FakeCatalog.on_order_status_changed`).
     """
 
-    def __init__(self, catalog: CatalogApi, users: UsersApi, now: Clock = utcnow) -> None:
+    def __init__(
+        self, catalog: CatalogApi, users: UsersApi, now: Clock = utcnow, max_pending: int = 10
+    ) -> None:
         self.catalog = catalog
         self.users = users
         self.now = now
+        self.max_pending = max_pending
         self.orders: dict[int, OrderOut] = {}
         self.order_refs: dict[int, str] = {}
         self.keys: dict[tuple[int, str], int] = {}
@@ -504,6 +530,9 @@ class FakeOrders(OrdersApi):
     ) -> OrderOut:
         if (placed := self._placed(user_id, idempotency_key, order)) is not None:
             return placed
+        pending = sum(o.user_id == user_id and o.status == "pending" for o in self.orders.values())
+        if pending >= self.max_pending:
+            raise Conflict(f"you have {pending} orders awaiting payment, the most allowed")
         order_ref = uuid.uuid4().hex
         reservation = self._reserve(order, order_ref)
         try:
@@ -600,9 +629,13 @@ class FakeOrders(OrdersApi):
         return self._visible(order_id, _owner(viewer))
 
     @validated
-    def known_order_refs(self, refs: OrderRefs) -> list[str]:
+    def order_ref_states(self, refs: OrderRefs) -> list[OrderRefState]:
         asked = set(refs.refs)
-        return [ref for ref in self.order_refs.values() if ref in asked]
+        return [
+            OrderRefState(order_ref=ref, status=self.orders[order_id].status)
+            for order_id, ref in sorted(self.order_refs.items())
+            if ref in asked
+        ]
 
     # status
 
@@ -670,8 +703,11 @@ class FakeNotifications(NotificationsApi):
         kind: str = "user.registered",
         event_id: str | None = None,
         created_at: datetime | None = None,
+        email_status: EmailStatus | None = "queued",
+        sent_at: datetime | None = None,
     ) -> NotificationOut:
-        """Store a notification, as the real service does when it handles an event."""
+        """Store a notification, as the real service does when it handles an event (its
+        e-mail queued unless ``email_status`` says otherwise)."""
         notification = NotificationOut(
             id=f"{next(self._seq):024x}",  # increasing, as MongoDB's ObjectIds are
             event_id=event_id or str(uuid.uuid4()),
@@ -681,6 +717,8 @@ class FakeNotifications(NotificationsApi):
             title=title,
             body=body,
             created_at=created_at or self.now(),
+            email_status=email_status,
+            sent_at=sent_at,
         )
         self.notifications.append(notification)
         return notification
@@ -691,8 +729,16 @@ class FakeNotifications(NotificationsApi):
         return found[:limit]
 
     @validated
-    def list_for_user(self, request: ListRequest) -> list[NotificationOut]:
-        return self._newest(lambda n: n.user_id == request.user_id, request.limit)
+    def list_for_user(self, request: ListRequest) -> NotificationPage:
+        mine = self._newest(lambda n: n.user_id == request.user_id, len(self.notifications))
+        if request.before is not None:
+            at = next((i for i, n in enumerate(mine) if n.id == request.before), None)
+            if at is None:
+                raise NotFound("notification not found (before)")
+            mine = mine[at + 1 :]
+        items = mine[: request.limit]
+        more = len(mine) > request.limit
+        return NotificationPage(items=items, next_before=items[-1].id if more else None)
 
     @validated
     def get_notifications(self, request: OrderNotificationsRequest) -> list[NotificationOut]:

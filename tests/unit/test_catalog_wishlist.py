@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from contracts.catalog import ProductCreate, ProductOut
+from contracts.catalog import ProductCreate, ProductOut, WishlistQuery
 from contracts.errors import NotFound
 from mesh.sql import make_sessionmaker
 from services.catalog import products, wishlist
@@ -45,9 +45,21 @@ def test_list_is_newest_first_and_skips_deleted_products(sessions) -> None:
         wishlist.wishlist_add(sessions, 7, product.id)
     wishlist.wishlist_add(sessions, 8, lamp.id)
     products.delete_product(sessions, RecordingSink(), chair.id)
-    items = wishlist.wishlist_list(sessions, 7)
+    items = wishlist.wishlist_list(sessions, 7, WishlistQuery()).items
     assert [item.product.name for item in items] == ["Desk", "Lamp"]
-    assert wishlist.wishlist_list(sessions, 9) == []
+    assert wishlist.wishlist_list(sessions, 9, WishlistQuery()).items == []
+
+
+def test_a_long_wishlist_comes_in_bounded_pages(sessions) -> None:
+    """The bug: the whole wishlist came in one answer, however long."""
+    for n in range(7):
+        wishlist.wishlist_add(sessions, 7, create(sessions, f"P{n}").id)
+    first = wishlist.wishlist_list(sessions, 7, WishlistQuery(limit=3))
+    assert [i.product.name for i in first.items] == ["P6", "P5", "P4"]
+    assert first.next_offset == 3
+    last = wishlist.wishlist_list(sessions, 7, WishlistQuery(limit=3, offset=6))
+    assert ([i.product.name for i in last.items], last.next_offset) == (["P0"], None)
+    assert len(wishlist.wishlist_list(sessions, 7, WishlistQuery()).items) == 7
 
 
 def test_add_unknown_product_is_not_found(sessions) -> None:
@@ -68,7 +80,7 @@ def test_remove_is_idempotent(sessions) -> None:
     assert wishlist.wishlist_remove(sessions, 7, lamp.id) is None
     assert wishlist.wishlist_remove(sessions, 7, lamp.id) is None
     assert wishlist.wishlist_remove(sessions, 7, 999) is None
-    assert wishlist.wishlist_list(sessions, 7) == []
+    assert wishlist.wishlist_list(sessions, 7, WishlistQuery()).items == []
 
 
 def test_wishlisted_by_lists_user_ids_even_after_a_delete(sessions) -> None:
@@ -78,3 +90,5 @@ def test_wishlisted_by_lists_user_ids_even_after_a_delete(sessions) -> None:
     products.delete_product(sessions, RecordingSink(), lamp.id)
     assert wishlist.wishlisted_by(sessions, lamp.id) == [3, 5, 9]
     assert wishlist.wishlisted_by(sessions, 999) == []
+    assert wishlist.wishlisted_by(sessions, lamp.id, after=3, limit=1) == [5]
+    assert wishlist.wishlisted_by(sessions, lamp.id, after=9) == []

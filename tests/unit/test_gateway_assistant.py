@@ -531,3 +531,26 @@ def test_the_ask_rpc_waits_as_long_as_an_answer_may_take() -> None:
     assert ask[0] == "assistant.ask"
     assert ask[1] is not None and ask[1] > settings.assistant_max_seconds + settings.rpc_timeout
     assert listed == ("assistant.list_conversations", None)  # the usual RPC timeout
+
+
+# ----------------------------------------------------------------- the SSE caps
+
+
+def test_a_streamed_answer_past_the_users_stream_cap_is_429_and_never_asked(
+    make_app: Callable[..., Flask], world: World, assistant: FakeAssistant
+) -> None:
+    client = make_app(SSE_MAX_PER_USER=1).test_client()  # world's tokens hold on any test app
+    first = client.post(ASK, json=ask_body(world), headers={**world.student, **SSE}, buffered=False)
+    assert first.status_code == 200  # open, holding the student's one stream slot
+
+    refused = client.post(ASK, json=ask_body(world), headers={**world.student, **SSE})
+    assert refused.status_code == 429
+    assert "Retry-After" in refused.headers
+    assert len(assistant.asked) == 1
+    as_json = client.post(ASK, json=ask_body(world), headers=world.student)  # not a stream
+    assert as_json.status_code == 200
+
+    first.close()  # the slot is back
+    again = client.post(ASK, json=ask_body(world), headers={**world.student, **SSE})
+    assert again.status_code == 200
+    sse_events(again)

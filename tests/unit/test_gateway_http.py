@@ -208,7 +208,7 @@ def _login(client, email: str, ip: str = "10.0.0.1"):
 
 
 def test_login_is_limited_per_account_with_retry_after(make_app):
-    client = make_app(LOGIN_RATE_ACCOUNT="2/minute").test_client()
+    client = make_app(LOGIN_RATE_ACCOUNT_TOTAL="2/minute").test_client()
     assert _login(client, "ada@example.com", ip="10.0.0.1").status_code == 401
     assert _login(client, "ADA@example.com", ip="10.0.0.2").status_code == 401
     response = _login(client, "ada@example.com ", ip="10.0.0.3")

@@ -214,3 +214,24 @@ def test_openapi_operation_ids_are_unique_identifiers(client):
     ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z]+_\w+", op_id) for op_id in ids), ids
+
+
+def test_metrics_include_the_services_outbox_files(client, tmp_path, monkeypatch):
+    from prometheus_client import CollectorRegistry
+
+    from mesh.metrics import TextfileWriter
+    from mesh.outbox import RelayMonitor
+    from mesh.settings import get_settings
+
+    monkeypatch.setenv("MESH_VAR_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        registry = CollectorRegistry()
+        RelayMonitor("orders", registry, 60).observe(4, 90.0)
+        TextfileWriter(tmp_path, "outbox-orders", registry).write()
+        text = client.get("/metrics").get_data(as_text=True)
+    finally:
+        get_settings.cache_clear()
+    assert 'mesh_outbox_backlog{pid="' in text and 'service="orders"} 4.0' in text
+    assert "mesh_outbox_oldest_unpublished_seconds" in text
+    assert "gateway_requests_total" in text

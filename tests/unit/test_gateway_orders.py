@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from contracts.catalog import ProductPatch
 from contracts.errors import NotFound
 from tests.unit.gateway_helpers import assert_error, bearer
 
@@ -394,3 +395,42 @@ def test_an_admin_reads_any_orders_notifications(client, admin, order, fake_noti
 def test_notifications_of_an_unknown_order_are_404(client, ada, transport):
     assert_error(client.get(f"{ORDERS}/5/notifications", headers=ada), 404, "not_found")
     assert transport.methods("notifications") == []
+
+
+def test_past_the_cap_of_pending_orders_placing_is_409(client, ada, lamp, fake_catalog):
+    fake_catalog.update_product(lamp.id, ProductPatch(stock=50))
+    for _ in range(10):
+        client.post(ORDERS, json={"product_id": lamp.id, "quantity": 1}, headers=ada)
+    response = client.post(ORDERS, json={"product_id": lamp.id, "quantity": 1}, headers=ada)
+    assert "awaiting payment" in assert_error(response, 409, "conflict")["message"]
+    assert _stock(fake_catalog) == 40
+
+
+# ----------------------------------------------------------------- a user's orders (admins)
+
+
+def _user_orders(user_id: int, query: str = "") -> str:
+    return f"/api/users/{user_id}/orders{query}"
+
+
+def test_an_admin_pages_through_a_users_orders_newest_first(client, ada, bob, admin, lamp):
+    for who in (ada, bob, ada, ada):
+        client.post(ORDERS, json={"product_id": lamp.id, "quantity": 1}, headers=who)
+    first = client.get(_user_orders(1, "?limit=2"), headers=admin)
+    assert first.status_code == 200, first.get_json()
+    page = first.get_json()
+    assert ([o["id"] for o in page["items"]], page["limit"], page["offset"]) == ([4, 3], 2, 0)
+    rest = client.get(_user_orders(1, "?limit=2&offset=2"), headers=admin).get_json()
+    assert [o["id"] for o in rest["items"]] == [1]
+    assert client.get(_user_orders(3), headers=admin).get_json()["items"] == []  # no orders
+
+
+def test_a_users_orders_are_for_admins_only(client, ada, order, transport):
+    assert_error(client.get(_user_orders(1), headers=ada), 403, "forbidden")
+    assert_error(client.get(_user_orders(1)), 401, "unauthorized")
+
+
+def test_the_orders_of_an_unknown_user_are_404(client, admin, transport):
+    assert_error(client.get(_user_orders(99), headers=admin), 404, "not_found")
+    assert _orders_calls(transport) == []
+    assert_error(client.get(_user_orders(1, "?limit=0"), headers=admin), 422, "invalid_input")

@@ -118,7 +118,7 @@ def test_get_unknown_product_is_404_and_never_cached(client, transport, fake_red
 
 
 @pytest.mark.parametrize(
-    "raw", ["0", "-1", "abc", "1.5", "%D9%A3", "9223372036854775808", "1" * 25, "01x"]
+    "raw", ["0", "-1", "abc", "1.5", "%D9%A3", "2147483648", "9223372036854775808", "1" * 25, "01x"]
 )
 def test_ids_that_cannot_exist_are_404_without_rpc(client, admin, transport, raw):
     calls_before = len(transport.calls)
@@ -130,9 +130,9 @@ def test_ids_that_cannot_exist_are_404_without_rpc(client, admin, transport, raw
 
 
 def test_the_largest_id_reaches_the_service(client, transport):
-    assert_error(client.get(f"{PRODUCTS}/9223372036854775807"), 404, "not_found")
+    assert_error(client.get(f"{PRODUCTS}/2147483647"), 404, "not_found")
     [call] = transport.calls
-    assert (call.method, call.args) == ("get_product", (2**63 - 1,))
+    assert (call.method, call.args) == ("get_product", (2**31 - 1,))
 
 
 # ----------------------------------------------------------------- create
@@ -308,8 +308,26 @@ def test_wishlist_add_is_idempotent_and_remove_too(client, user, fake_catalog):
 
     assert client.delete("/api/wishlist/1", headers=user).status_code == 204
     assert client.delete("/api/wishlist/1", headers=user).status_code == 204
-    assert client.get("/api/wishlist", headers=user).get_json() == {"items": []}
+    assert client.get("/api/wishlist", headers=user).get_json() == {
+        "items": [],
+        "limit": 50,
+        "offset": 0,
+        "next_offset": None,
+    }
     assert fake_catalog.wishlist == []
+
+
+def test_the_wishlist_is_paged_and_says_where_the_next_page_starts(client, user, fake_catalog):
+    for n in range(3):
+        fake_catalog.wishlist_add(1, fake_catalog.add(f"P{n}").id)
+    page = client.get("/api/wishlist?limit=2", headers=user).get_json()
+    assert ([i["product"]["name"] for i in page["items"]], page["next_offset"]) == (
+        ["P2", "P1"],
+        2,
+    )
+    page = client.get("/api/wishlist?limit=2&offset=2", headers=user).get_json()
+    assert ([i["product"]["name"] for i in page["items"]], page["next_offset"]) == (["P0"], None)
+    assert client.get("/api/wishlist?limit=101", headers=user).status_code == 422
 
 
 def test_wishlists_belong_to_the_token_identity(client, login, fake_catalog):
@@ -317,7 +335,7 @@ def test_wishlists_belong_to_the_token_identity(client, login, fake_catalog):
     ada = bearer(login("ada@example.com")["access_token"])
     bob = bearer(login("bob@example.com")["access_token"])
     client.put("/api/wishlist/1", headers=ada)
-    assert client.get("/api/wishlist", headers=bob).get_json() == {"items": []}
+    assert client.get("/api/wishlist", headers=bob).get_json()["items"] == []
     assert [(e.user_id, e.product_id) for e in fake_catalog.wishlist] == [(1, 1)]
     client.delete("/api/wishlist/1", headers=bob)  # bob's own (empty) wishlist
     assert [(e.user_id, e.product_id) for e in fake_catalog.wishlist] == [(1, 1)]

@@ -31,6 +31,7 @@ Server-Sent Events need a Redis with streams and end only when the answer does, 
 Left out, each for a stated reason:
 
 - ``GET /api/events/stream`` never ends (an SSE stream): ``test_gateway_resources.py`` tests it;
+  nor does ``GET /api/notifications/stream``: ``test_gateway_user_stream.py`` tests it;
 - the check ``max_response_time`` runs only when given a limit (``--checks all`` leaves it out
   too): timings of an in-process app on a busy machine are not part of the document;
 - the stateful phase: these checks run stateless; ``use_after_free``,
@@ -82,6 +83,7 @@ from tests.unit.service_fakes import (
 )
 
 STREAM = "/api/events/stream"
+NOTIFICATION_STREAM = "/api/notifications/stream"
 ASK = "/api/assistant/ask"
 CONVERSATION = "/api/assistant/conversations/{conversation_id}"
 REPORTS = "/api/reports/"
@@ -200,6 +202,7 @@ APP = create_app(
         "API_RATE_IP": "1000000/minute",
         "LOGIN_RATE_IP": "1000000/minute",
         "LOGIN_RATE_ACCOUNT": "1000000/minute",
+        "LOGIN_RATE_ACCOUNT_TOTAL": "1000000/minute",
         "REGISTER_RATE_IP": "1000000/minute",
         "UPLOAD_MAX_BYTES": 256 * 1024,
         "UPLOADS_PATH": UPLOADS.name,
@@ -208,7 +211,9 @@ APP = create_app(
     redis=FakeRedis(),  # type: ignore[arg-type]
     services=Services.over(LocalTransport(**FAKES)),
 )
-schema = schemathesis.openapi.from_wsgi("/api/openapi.json", APP).exclude(path=STREAM)
+schema = schemathesis.openapi.from_wsgi("/api/openapi.json", APP).exclude(
+    path=[STREAM, NOTIFICATION_STREAM]
+)
 
 
 def test_every_service_has_its_fake() -> None:

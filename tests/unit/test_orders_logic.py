@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from contracts.orders import (
     OrderOut,
     OrderQuery,
     OrderRefs,
+    OrderRefState,
     OrderStatusChanged,
     StatusChange,
 )
@@ -362,10 +364,60 @@ def test_a_failed_release_keeps_the_cancel_and_its_event_names_the_reservation(
     assert event.new_status == "cancelled" and event.order_ref in catalog.reservations
 
 
-def test_known_order_refs_names_only_stored_orders(sessions, catalog, order) -> None:
+def test_order_ref_states_give_each_stored_orders_status(sessions, catalog, order) -> None:
     (ref,) = catalog.reservations
-    assert logic.known_order_refs(sessions, OrderRefs(refs=[ref, "never-stored"])) == [ref]
-    assert logic.known_order_refs(sessions, OrderRefs(refs=[])) == []
+    asked = OrderRefs(refs=[ref, "never-stored"])
+    assert logic.order_ref_states(sessions, asked) == [
+        OrderRefState(order_ref=ref, status="pending")
+    ]
+    logic.cancel_order(sessions, RecordingSink(), catalog, order.id, OWNER)
+    # Settling must learn of the cancel: a cancelled order's reservation is released, not kept.
+    assert logic.order_ref_states(sessions, asked) == [
+        OrderRefState(order_ref=ref, status="cancelled")
+    ]
+    assert logic.order_ref_states(sessions, OrderRefs(refs=[])) == []
+
+
+# ---------------------------------------------------------------- expiry and cap
+
+
+def _minutes(n: int) -> datetime:
+    return datetime.now(UTC) + timedelta(minutes=n)
+
+
+def test_a_pending_order_expires_through_the_state_machine(sessions, catalog, buy) -> None:
+    late, paid = buy(2), buy(1)
+    logic.set_status(sessions, RecordingSink(), catalog, paid.id, StatusChange(status="paid"))
+    sink = RecordingSink()
+    assert logic.expire_pending(sessions, sink, catalog, _minutes(-1)) == 0  # not old enough
+    assert logic.expire_pending(sessions, sink, catalog, _minutes(1)) == 1
+    assert logic.get_order(sessions, late.id, OWNER).status == "cancelled"
+    assert logic.get_order(sessions, paid.id, OWNER).status == "paid"
+    (event,) = sink.events
+    assert isinstance(event, OrderStatusChanged)
+    assert (event.order_id, event.old_status, event.new_status) == (late.id, "pending", "cancelled")
+    assert catalog.released == [event.order_ref] and catalog.stock() == 4
+    assert logic.expire_pending(sessions, sink, catalog, _minutes(1)) == 0  # once
+
+
+def test_an_order_paid_meanwhile_is_not_expired(sessions, catalog, order) -> None:
+    """The batch is chosen first; an order paid before its turn must stay paid."""
+    (chosen,) = logic.expired_pending(sessions, _minutes(1))
+    logic.set_status(sessions, RecordingSink(), catalog, order.id, StatusChange(status="paid"))
+    sink = RecordingSink()
+    assert logic.expire_order(sessions, sink, catalog, chosen) is False
+    assert logic.get_order(sessions, order.id, OWNER).status == "paid"
+    assert sink.events == [] and catalog.released == []
+
+
+def test_past_the_pending_cap_nothing_is_reserved(sessions, catalog, users, buy) -> None:
+    catalog.products[LAMP]["stock"] = 50
+    buy(), buy()
+    request = OrderCreate(product_id=LAMP, quantity=1)
+    with pytest.raises(Conflict, match="2 orders awaiting payment"):
+        logic.create_order(sessions, RecordingSink(), catalog, users, ADA, request, max_pending=2)
+    assert catalog.stock() == 48 and len(catalog.reservations) == 2
+    logic.create_order(sessions, RecordingSink(), catalog, users, BOB, request, max_pending=2)
 
 
 def test_a_users_service_that_does_not_answer_is_unavailable_and_stock_goes_back(

@@ -47,6 +47,7 @@ from contracts.catalog import (
     ProductUpdated,
     Reservation,
     ReserveRequest,
+    WishlistQuery,
 )
 from contracts.content import ContentApi
 from contracts.courses import (
@@ -70,7 +71,7 @@ from contracts.errors import (
     NotFound,
     Unavailable,
 )
-from contracts.notifications import ListRequest, NotificationsApi
+from contracts.notifications import ListRequest, NotificationPage, NotificationsApi
 from contracts.orders import (
     TRANSITIONS,
     OrderCreate,
@@ -78,6 +79,7 @@ from contracts.orders import (
     OrderOut,
     OrderQuery,
     OrderRefs,
+    OrderRefState,
     OrdersApi,
     OrderStatusChanged,
     StatusChange,
@@ -225,6 +227,15 @@ def test_an_unknown_user_is_not_found(users: Side[UsersApi]) -> None:
         users.api.promote_admin("ghost@example.com")
 
 
+def test_get_users_answers_those_that_exist_in_the_order_asked(users: Side[UsersApi]) -> None:
+    ann = register_ann(users)
+    bob = users.api.register(
+        RegisterRequest(email="bob@example.com", password=PASSWORD, name="Bob")
+    )
+    assert users.api.get_users([bob.id, 999, ann.id, bob.id]) == [bob, ann]
+    assert users.api.get_users([]) == []
+
+
 def test_promote_admin_makes_an_administrator(users: Side[UsersApi]) -> None:
     user = register_ann(users)
     assert users.api.promote_admin(" ANN@example.com ").is_admin is True
@@ -245,6 +256,9 @@ USERS_BROKEN = [
     ("get_user", [True], ["user_id"]),
     ("get_user", [None], ["user_id"]),
     ("get_user", [], []),
+    ("get_users", ["1"], ["user_ids"]),
+    ("get_users", [[1, "2"]], ["user_ids.1"]),
+    ("get_users", [list(range(1, 1002))], ["user_ids"]),
     ("promote_admin", [""], ["email"]),
 ]
 
@@ -357,7 +371,7 @@ def test_delete_is_soft_and_happens_once(catalog: Side[CatalogApi]) -> None:
         with pytest.raises(NotFound):
             call()
     assert catalog.api.list_products(ProductQuery()).total == 0
-    assert catalog.api.wishlist_list(7) == []
+    assert catalog.api.wishlist_list(7, WishlistQuery()).items == []
     assert catalog.api.wishlisted_by(product.id) == [7]  # its wishlisters are still known
     assert kinds(catalog.events) == [("created", product.id), ("deleted", product.id)]
 
@@ -396,8 +410,28 @@ def test_the_wishlist_is_newest_first_and_adding_again_changes_nothing(
         catalog.api.wishlist_add(7, product.id)
     assert catalog.api.wishlist_add(7, lamp.id) == first
     catalog.api.wishlist_add(8, chair.id)
-    assert [i.product.name for i in catalog.api.wishlist_list(7)] == ["Desk", "Chair", "Lamp"]
-    assert catalog.api.wishlist_list(9) == []
+    page = catalog.api.wishlist_list(7, WishlistQuery())
+    assert [i.product.name for i in page.items] == ["Desk", "Chair", "Lamp"]
+    assert (page.limit, page.offset, page.next_offset) == (50, 0, None)
+    assert catalog.api.wishlist_list(9, WishlistQuery()).items == []
+
+
+def test_the_wishlist_comes_in_pages_that_say_where_the_next_starts(
+    catalog: Side[CatalogApi],
+) -> None:
+    for name in ("A", "B", "C", "D", "E"):
+        catalog.api.wishlist_add(7, create(catalog, name).id)
+    seen, query = [], WishlistQuery(limit=2)
+    while True:
+        page = catalog.api.wishlist_list(7, query)
+        seen.append([i.product.name for i in page.items])
+        if page.next_offset is None:
+            break
+        query = WishlistQuery(limit=2, offset=page.next_offset)
+    assert seen == [["E", "D"], ["C", "B"], ["A"]]
+    exact = catalog.api.wishlist_list(7, WishlistQuery(limit=5))
+    assert (len(exact.items), exact.next_offset) == (5, None)
+    assert catalog.api.wishlist_list(7, WishlistQuery(offset=9)).items == []
 
 
 def test_wishlist_remove_is_idempotent_and_wishlisted_by_is_ordered(
@@ -407,6 +441,8 @@ def test_wishlist_remove_is_idempotent_and_wishlisted_by_is_ordered(
     for user_id in (9, 3, 5):
         catalog.api.wishlist_add(user_id, lamp.id)
     assert catalog.api.wishlisted_by(lamp.id) == [3, 5, 9]
+    assert catalog.api.wishlisted_by(lamp.id, 3, 1) == [5]  # after user 3, one of them
+    assert catalog.api.wishlisted_by(lamp.id, 9) == []
     for _ in range(2):
         catalog.api.wishlist_remove(3, lamp.id)
     catalog.api.wishlist_remove(3, 999)
@@ -513,8 +549,18 @@ CATALOG_BROKEN: list[tuple[str, list[Any], list[str]]] = [
     *[
         (method, [bad, *rest], ["user_id"])
         for bad in (0, -3, "7", True, None)
-        for method, rest in (("wishlist_list", []), ("wishlist_add", [1]), ("wishlist_remove", [1]))
+        for method, rest in (
+            ("wishlist_list", [{}]),
+            ("wishlist_add", [1]),
+            ("wishlist_remove", [1]),
+        )
     ],
+    ("wishlist_list", [7, {"limit": 101}], ["query.limit"]),
+    ("wishlist_list", [7, {"offset": -1}], ["query.offset"]),
+    ("wishlist_list", [7], []),
+    ("wishlisted_by", [1, -1], ["after"]),
+    ("wishlisted_by", [1, 0, 1001], ["limit"]),
+    ("wishlisted_by", [1, 0, 0], ["limit"]),
     *[("wishlist_add", [7, bad], ["product_id"]) for bad in (0, "1", None)],
     ("wishlist_remove", [7, "junk"], ["product_id"]),
     ("wishlisted_by", ["1"], ["product_id"]),
@@ -788,15 +834,34 @@ def test_a_reserve_without_an_answer_gives_back_whatever_was_taken(
     assert shop.stock() == 5 and shop.orders.events == []
 
 
-def test_known_order_refs_names_only_stored_orders(shop: Shop) -> None:
-    shop.buy()
-    [ref] = shop.catalog.reservations
+def test_order_ref_states_name_stored_orders_with_their_status(shop: Shop) -> None:
+    kept, cancelled = shop.buy(), shop.buy()
+    refs = list(shop.catalog.reservations)
     ghost = UserOut(id=99, email="ghost@example.com", name="Ghost", created_at=shop.ada.created_at)
     with pytest.raises(NotFound):
         shop.buy(user=ghost)  # reserved, then released: no order holds it
-    refs = [*shop.catalog.reservations, "never-reserved"]
-    assert shop.orders.api.known_order_refs(OrderRefs(refs=refs)) == [ref]
-    assert shop.orders.api.known_order_refs(OrderRefs(refs=[])) == []
+    shop.orders.api.cancel_order(cancelled.id, shop.viewer())
+    move_to(shop, kept, "shipped")
+    asked = OrderRefs(refs=[*shop.catalog.reservations, "never-reserved"])
+    assert shop.orders.api.order_ref_states(asked) == [
+        OrderRefState(order_ref=refs[0], status="shipped"),
+        OrderRefState(order_ref=refs[1], status="cancelled"),
+    ]
+    assert shop.orders.api.order_ref_states(OrderRefs(refs=[])) == []
+
+
+def test_past_the_cap_of_pending_orders_a_new_one_is_a_conflict(shop: Shop) -> None:
+    shop.catalog.update_product(shop.lamp.id, ProductPatch(stock=100))
+    placed = [shop.buy(key=f"k{i}") for i in range(10)]
+    with pytest.raises(Conflict, match="awaiting payment"):
+        shop.buy()
+    assert shop.buy(key="k3") == placed[3]  # a retry is not a new order
+    assert shop.buy(user=shop.bob).user_id == shop.bob.id  # the cap is per user
+    shop.orders.api.set_status(placed[0].id, StatusChange(status="paid"))
+    shop.buy()  # a paid order no longer counts
+    with pytest.raises(Conflict, match="awaiting payment"):
+        shop.buy()
+    assert shop.stock() == 100 - 12
 
 
 ORDER = {"product_id": 1, "quantity": 1}
@@ -834,8 +899,8 @@ ORDERS_BROKEN: list[tuple[str, list[Any], list[str]]] = [
     ("set_status", [1, {}], ["change.status"]),
     ("set_status", [1, {"status": None}], ["change.status"]),
     ("set_status", [1, "paid"], ["change"]),
-    ("known_order_refs", ["not-a-list"], ["refs"]),
-    ("known_order_refs", [{"refs": "x"}], ["refs.refs"]),
+    ("order_ref_states", ["not-a-list"], ["refs"]),
+    ("order_ref_states", [{"refs": "x"}], ["refs.refs"]),
 ]
 
 
@@ -1444,4 +1509,4 @@ def test_fakes_answer_through_the_wire() -> None:
     listed = client(NotificationsApi, "notifications", transport).list_for_user(
         ListRequest(user_id=ada.id)
     )
-    assert listed == [seeded]
+    assert listed == NotificationPage(items=[seeded], next_before=None)

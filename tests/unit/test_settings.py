@@ -19,8 +19,20 @@ def test_production_refuses_a_default_or_weak_secret(secret: str) -> None:
 
 
 def test_production_takes_a_real_secret() -> None:
-    settings = Settings(mesh_env="production", jwt_secret="s" * 40)
+    settings = Settings(
+        mesh_env="production", jwt_secret="s" * 40, mongo_url="mongodb://db.internal:27017/"
+    )
     assert settings.mesh_env == "production"
+
+
+@pytest.mark.parametrize("mongo_url", [None, "", "  "])
+def test_production_refuses_the_embedded_mongodb(
+    mongo_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MONGO_URL", raising=False)
+    with pytest.raises(ValidationError, match="MONGO_URL"):
+        Settings(mesh_env="production", jwt_secret="s" * 40, mongo_url=mongo_url)
+    assert Settings(mesh_env="development", mongo_url=mongo_url).embedded_mongo
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

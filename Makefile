@@ -11,6 +11,10 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mesh-installed
+# Every dependency pinned with its hashes (make lock writes it from pyproject.toml).
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
+LOCK_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PY) -m pip config get global.find-links 2>/dev/null))
 
 # Where logs, pid files, the supervisord socket, databases and mail live.
 MESH_VAR_DIR ?= $(CURDIR)/var
@@ -22,6 +26,8 @@ ifdef BENCH
 export REGISTER_RATE_IP := 1000000/minute
 export LOGIN_RATE_IP := 1000000/minute
 export API_RATE_IP := 1000000/minute
+# The order benchmark leaves its orders unpaid: lift the cap on one shopper's pending orders.
+export ORDER_MAX_PENDING_PER_USER := 1000000
 endif
 GATEWAY_HOST ?= 127.0.0.1
 GATEWAY_PORT ?= 8000
@@ -36,7 +42,7 @@ SUPERVISORCTL := $(VENV)/bin/supervisorctl -c $(CURDIR)/supervisord.conf
 PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orders notifications courses content assistant analytics workers mirror gateway
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
-.PHONY: help venv install run stop restart status ctl shell admin logs lint format typecheck \
+.PHONY: help venv install lock run stop restart status ctl shell admin logs lint format typecheck \
         test e2e bench bench-pipeline bench-assistant clean distclean dirs faults soak
 
 help:
@@ -47,25 +53,51 @@ help:
 	@echo "make ctl ARGS=\"restart users\"   any supervisorctl command"
 	@echo "make logs       follow var/log/*.log"
 	@echo "make shell      nameko shell against the running mesh (n.rpc.users.get_user(1))"
-	@echo "make admin EMAIL=you@example.com PASSWORD=...   create or promote an admin"
+	@echo "make admin EMAIL=you@example.com   create or promote an admin (asks for the password)"
 	@echo "make bench      benchmark figures against the running mesh (see the Makefile)"
 	@echo "make faults     schemathesis over a live mesh, then broker, Redis and MongoDB outages"
 	@echo "make soak       ten minutes of orders against the running mesh: errors and memory"
-	@echo "make lint | typecheck | format | e2e | install | clean | distclean"
+	@echo "make lint | typecheck | format | e2e | install | lock | clean | distclean"
 
 # ---------------------------------------------------------------- install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Re-installs when pyproject.toml changes; otherwise a no-op.
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
+# Every package, the transitive ones too, comes from $(LOCK) at the version and with the hash
+# written there (--require-hashes: a file whose hash is not listed is refused, so a CUDA torch
+# never comes in). torch is the CPU build 2.13.0+cpu, which pip takes from its find-links
+# directory. Then the project itself, editable, without resolving anything more.
+# Re-installs when pyproject.toml or the lock changes; otherwise a no-op.
+$(STAMP): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@# A dependency in pyproject.toml but not in the lock is missing now: say so (make lock).
+	@$(PY) -m pip check >/dev/null || { $(PY) -m pip check; echo "$(LOCK) is out of date: make lock"; exit 1; }
 	@touch $@
 
 venv: $(PY)
 
 install: $(STAMP)
+
+# Re-resolves pyproject.toml (with the dev extra) into $(LOCK), keeping the locked versions
+# that still fit; `make lock UPGRADE=1` takes the newest that fit. uv is installed on demand.
+# torch must resolve to the CPU wheel in LOCK_FIND_LINKS (pip's find-links by default).
+lock: | $(PY)
+	@[ "$$($(VENV)/bin/uv --version 2>/dev/null)" = "uv $(UV_VERSION)" ] || \
+		$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	@[ -z "$(LOCK_FIND_LINKS)" ] || [ -d "$(LOCK_FIND_LINKS)" ] || \
+		{ echo "LOCK_FIND_LINKS=$(LOCK_FIND_LINKS) is not a directory"; exit 1; }
+	@if [ -f $(LOCK) ]; then cp $(LOCK) $(LOCK).new; fi
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --quiet \
+		--python $(PY) --custom-compile-command "make lock" -o $(LOCK).new \
+		$(if $(LOCK_FIND_LINKS),--find-links $(LOCK_FIND_LINKS)) $(if $(UPGRADE),--upgrade)
+	@grep -Eq '^torch==[^ ]+\+cpu ' $(LOCK).new || { rm -f $(LOCK).new; \
+		echo "torch did not resolve to a +cpu build: set LOCK_FIND_LINKS to the CPU wheel's directory"; exit 1; }
+	@! grep -Eiq '^(nvidia|triton)' $(LOCK).new || { rm -f $(LOCK).new; \
+		echo "the lock names CUDA packages (nvidia-*, triton): refused"; exit 1; }
+	@mv $(LOCK).new $(LOCK)
+	@echo "$(LOCK): $$(grep -Ec '^[A-Za-z0-9]' $(LOCK)) packages, every one with its hashes"
 
 # ---------------------------------------------------------------- run
 
@@ -92,7 +124,7 @@ run: install dirs
 	@echo "  API docs  $(GATEWAY_URL)/api/docs"
 	@echo "  metrics   $(GATEWAY_URL)/metrics"
 	@echo
-	@echo "Next: make status | make logs | make shell | make admin EMAIL=... PASSWORD=... | make stop"
+	@echo "Next: make status | make logs | make shell | make admin EMAIL=... | make stop"
 
 # supervisord stops the programs in reverse priority order (gateway first, mongo last) and
 # exits when the last is gone; wait for that, so that `make stop run` starts afresh.
@@ -131,10 +163,12 @@ ctl:
 shell: install
 	@$(VENV)/bin/nameko shell --config mesh/nameko.yaml
 
+# The password comes from MESH_ADMIN_PASSWORD or a prompt, never from a command line (ps and
+# the shell history would show it).
 admin: install
-	$(if $(EMAIL),,$(error usage: make admin EMAIL=you@example.com PASSWORD=...))
-	$(if $(PASSWORD),,$(error usage: make admin EMAIL=you@example.com PASSWORD=...))
-	@$(VENV)/bin/mesh create-admin --email "$(EMAIL)" --password "$(PASSWORD)"
+	$(if $(EMAIL),,$(error usage: make admin EMAIL=you@example.com (asks for the password, or set MESH_ADMIN_PASSWORD)))
+	$(if $(filter command line,$(origin PASSWORD)),$(error PASSWORD= on the command line is refused: ps and the shell history show it. Leave it out to be asked, or set MESH_ADMIN_PASSWORD in the environment))
+	@$(VENV)/bin/mesh create-admin --email "$(EMAIL)"
 
 logs:
 	@ls $(MESH_VAR_DIR)/log/*.log >/dev/null 2>&1 || { echo "no logs in $(MESH_VAR_DIR)/log yet"; exit 1; }

@@ -22,6 +22,7 @@ from gateway.routes import (
     assistant,
     auth,
     courses,
+    dashboard,
     docs,
     events,
     health,
@@ -51,6 +52,7 @@ BLUEPRINTS = (
     events.bp,
     health.bp,
     docs.bp,
+    dashboard.bp,
 )
 
 

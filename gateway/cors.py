@@ -7,7 +7,7 @@ from flask_cors import CORS
 
 # What a browser client sends and may read beyond the CORS-safelisted headers.
 ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID")
-EXPOSE_HEADERS = ("X-Cache", "Location", "Retry-After")
+EXPOSE_HEADERS = ("X-Cache", "Location", "Retry-After", "Idempotency-Key")
 PREFLIGHT_MAX_AGE = 600
 
 

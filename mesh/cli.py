@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
+import os
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TextIO
 from urllib.parse import urlparse
 
 from nameko.exceptions import RpcTimeout
 from pydantic import ValidationError
 
 from contracts.base import field_errors
+from mesh import readiness
 from mesh.settings import Settings, get_settings
 
 HOW_TO_START = {
     "RabbitMQ": "rabbitmq-server -detached",
     "Redis": 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',
 }
+ADMIN_PASSWORD_ENV = "MESH_ADMIN_PASSWORD"  # noqa: S105 (a variable name, not a secret)
+
+
+class NoPassword(Exception):
+    """No password could be read for create-admin."""
 
 
 def answers(url: str, default_port: int, timeout: float = 2.0) -> bool:
@@ -53,22 +60,51 @@ def check_services(settings: Settings) -> int:
 
 
 def wait_ready(settings: Settings, timeout: float) -> int:
-    """Poll the gateway's /ready until it says every service answers."""
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{settings.gateway_url}/ready", timeout=5) as response:  # noqa: S310
-                if response.status == 200:
-                    print(f"mesh ready at {settings.gateway_url}")
-                    return 0
-        except urllib.error.HTTPError as exc:
-            last = exc.read().decode(errors="replace")
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(1)
-    print(f"mesh not ready after {timeout:.0f}s: {last}", file=sys.stderr)
+    """Poll the gateway's /ready until it says every service answers, saying what is missing."""
+    last = readiness.wait(lambda: readiness.probe(settings.gateway_url), timeout, sys.stdout)
+    if last.ready:
+        print(f"mesh ready at {settings.gateway_url}")
+        return 0
+    print(f"mesh not ready after {timeout:.0f}s: waiting for {last.waiting_for}", file=sys.stderr)
     return 1
+
+
+def admin_password(
+    environ: Mapping[str, str], stdin: TextIO, ask: Callable[[str], str] = getpass.getpass
+) -> str:
+    """The new admin's password: ``MESH_ADMIN_PASSWORD``, else asked twice on a terminal.
+
+    Never an argument: a command line shows in ``ps`` and the shell history. It is read here,
+    not in Settings, because it is an input of this one command, not configuration of the mesh.
+    """
+    if password := environ.get(ADMIN_PASSWORD_ENV):
+        return password
+    if not stdin.isatty():
+        raise NoPassword(f"set {ADMIN_PASSWORD_ENV}, or run it on a terminal to be asked")
+    try:
+        password, again = ask("Password: "), ask("Password again: ")
+    except EOFError:
+        raise NoPassword("no answer to the prompt") from None
+    if again != password:
+        raise NoPassword("the two passwords differ")
+    return password
+
+
+def create_admin_command(settings: Settings, email: str, name: str, argv_password: bool) -> int:
+    """``mesh create-admin``: the password from the environment or a prompt, then create_admin."""
+    if argv_password:
+        print(
+            "--password is refused: the command line shows in ps and the shell history. "
+            f"Set {ADMIN_PASSWORD_ENV} in the environment, or leave it unset to be asked.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        password = admin_password(os.environ, sys.stdin)
+    except NoPassword as exc:
+        print(f"no password: {exc}", file=sys.stderr)
+        return 2
+    return create_admin(settings, email, password, name)
 
 
 def create_admin(settings: Settings, email: str, password: str, name: str) -> int:
@@ -175,9 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check-services", help="check that RabbitMQ and Redis answer")
     ready = commands.add_parser("wait-ready", help="wait until GET /ready answers 200")
     ready.add_argument("--timeout", type=float, default=120)
-    admin = commands.add_parser("create-admin", help="create or promote an admin user")
+    admin = commands.add_parser(
+        "create-admin",
+        help=f"create or promote an admin user (password: {ADMIN_PASSWORD_ENV} or a prompt)",
+    )
     admin.add_argument("--email", required=True)
-    admin.add_argument("--password", required=True)
+    # Refused with a message saying why (see admin_password), rather than "unknown argument".
+    admin.add_argument("--password", help=argparse.SUPPRESS)
     admin.add_argument("--name", default="Admin")
     dead = commands.add_parser("dlq", help="inspect or replay dead-lettered events")
     dead.add_argument("action", choices=["list", "replay"])
@@ -201,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[], int]] = {
         "check-services": lambda: check_services(settings),
         "wait-ready": lambda: wait_ready(settings, args.timeout),
-        "create-admin": lambda: create_admin(settings, args.email, args.password, args.name),
+        "create-admin": lambda: create_admin_command(
+            settings, args.email, args.name, args.password is not None
+        ),
         "dlq": lambda: dlq(settings, args.action, args.queue),
         "jobs": lambda: watch_job(settings, args.job_id, args.interval),
         "reap": lambda: reap(settings, args.grace),

@@ -6,7 +6,9 @@ An order is visible to its owner and to administrators only; to anybody else it 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+import uuid
+
+from flask import Blueprint, Response, g, request
 from pydantic import TypeAdapter
 
 from contracts.base import parse_value
@@ -34,7 +36,9 @@ PRODUCT = "product"  # orders change stock: they invalidate the product's cache 
 IDEMPOTENCY = Header(
     "Idempotency-Key",
     "Send the same key again (after a timeout, say) to get the order it placed, not a second "
-    "order. 1 to 64 characters; reusing it for another order is 409.",
+    "order. 1 to 64 characters; reusing it for another order is 409. A 503 answer carries "
+    "the key (the gateway's own if none was sent): the order may have been placed, and a retry "
+    "with that key returns it or places it once.",
     TypeAdapter(IdempotencyKey).json_schema(),
 )
 
@@ -78,11 +82,25 @@ def _stock_changed(order: OrderOut) -> OrderOut:
 )
 def create(body: OrderCreate) -> Response:
     """Place an order. With an ``Idempotency-Key`` header, a retry of the same request
-    (after a timeout, say) returns the order already placed instead of placing another."""
-    key = parse_value(IdempotencyKey | None, request.headers.get(IDEMPOTENCY.name), "key")
+    (after a timeout, say) returns the order already placed instead of placing another.
+
+    Without one the gateway makes one up: a 503 cannot tell whether the order was placed
+    (the broker may have lost only the answer), so it hands the key back, and a retry with
+    it settles the outcome without a second order."""
+    sent = parse_value(IdempotencyKey | None, request.headers.get(IDEMPOTENCY.name), "key")
+    key = g.idempotency_key = sent or uuid.uuid4().hex
     with response_cache().invalidating(PRODUCT, body.product_id):
         order = services().orders.create_order(current_user_id(), body, key)
     return created(order, "orders.get", order_id=order.id)
+
+
+@bp.after_request
+def hand_back_the_key(response: Response) -> Response:
+    """An order whose outcome is unknown (503) names the key that settles it on a retry."""
+    key = g.get("idempotency_key")
+    if response.status_code == 503 and key:
+        response.headers[IDEMPOTENCY.name] = key
+    return response
 
 
 @bp.get("")

@@ -108,13 +108,17 @@ class Mesh:
     # -- processes
 
     def run(
-        self, *cmd: str | Path, input: str | None = None, timeout: float = 60
+        self,
+        *cmd: str | Path,
+        input: str | None = None,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a command from the repo root with the mesh's environment."""
+        """Run a command from the repo root with the mesh's environment (and ``env``)."""
         return subprocess.run(
             [str(c) for c in cmd],
             cwd=REPO,
-            env=self.env,
+            env={**self.env, **(env or {})},
             input=input,
             capture_output=True,
             text=True,
@@ -155,8 +159,7 @@ class Mesh:
             "create-admin",
             "--email",
             email,
-            "--password",
-            PASSWORD,
+            env={"MESH_ADMIN_PASSWORD": PASSWORD},
         )
         assert made.returncode == 0, made.stdout + made.stderr
         token: str = self.login(User(id=0, email=email, name="Admin"))["access_token"]

@@ -135,7 +135,7 @@ def test_an_allowed_origin_may_read_the_answer_and_its_headers(cors_client):
     response = cors_client.get("/api/products", headers={"Origin": APP_ORIGIN})
     assert response.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
     exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
-    assert exposed == {"X-Cache", "Location", "Retry-After"}
+    assert exposed == {"X-Cache", "Location", "Retry-After", "Idempotency-Key"}
     assert "Access-Control-Allow-Credentials" not in response.headers
     assert "Origin" in response.headers["Vary"]
 

@@ -70,7 +70,9 @@ def test_placing_an_order_is_201_for_the_token_identity(order, fake_orders, fake
     assert order["status"] == "pending"
     stored = fake_orders.orders[order["id"]]
     assert (stored.user_id, stored.product_id, stored.quantity) == (1, 1, 2)
-    assert fake_orders.keys == {} and _stock(fake_catalog) == 3
+    assert _stock(fake_catalog) == 3
+    # The gateway keyed the attempt itself, so that a lost answer can be settled by a retry.
+    assert list(fake_orders.keys.values()) == [order["id"]]
 
 
 def test_an_idempotency_key_makes_a_retry_return_the_same_order(
@@ -434,3 +436,50 @@ def test_the_orders_of_an_unknown_user_are_404(client, admin, transport):
     assert_error(client.get(_user_orders(99), headers=admin), 404, "not_found")
     assert _orders_calls(transport) == []
     assert_error(client.get(_user_orders(1, "?limit=0"), headers=admin), 422, "invalid_input")
+
+
+def test_a_lost_answer_hands_back_the_key_that_settles_it(
+    client, ada, lamp, fake_orders, transport, monkeypatch
+):
+    """The order is placed but its answer is lost (the broker restarted): the 503 names a key,
+    and a retry with it returns that order instead of placing a second one."""
+    from contracts.errors import Unavailable
+
+    carry = transport.call
+    lost: list[str] = []
+
+    def lose_the_first_answer(service: str, method: str, *args):
+        answer = carry(service, method, *args)
+        if method == "create_order" and not lost:
+            lost.append(method)
+            raise Unavailable("service orders did not answer")
+        return answer
+
+    monkeypatch.setattr(transport, "call", lose_the_first_answer)
+    body = {"product_id": lamp.id, "quantity": 1}
+    refused = client.post(ORDERS, json=body, headers=ada)
+    assert refused.status_code == 503
+    key = refused.headers["Idempotency-Key"]
+    assert len(fake_orders.orders) == 1  # placed all the same
+
+    retried = client.post(ORDERS, json=body, headers={**ada, "Idempotency-Key": key})
+    assert retried.status_code == 201
+    assert len(fake_orders.orders) == 1
+    assert retried.json["id"] == next(iter(fake_orders.orders))
+
+
+def test_a_clients_own_key_is_the_one_handed_back(client, ada, lamp, transport, monkeypatch):
+    from contracts.errors import Unavailable
+
+    def no_answer(service: str, method: str, *args):
+        raise Unavailable(f"service {service} did not answer")
+
+    monkeypatch.setattr(transport, "call", no_answer)
+    refused = client.post(
+        ORDERS,
+        json={"product_id": lamp.id, "quantity": 1},
+        headers={**ada, "Idempotency-Key": "k1"},
+    )
+    assert refused.status_code == 503
+    assert refused.headers["Idempotency-Key"] == "k1"
+    assert "Idempotency-Key" not in client.get(ORDERS, headers=ada).headers

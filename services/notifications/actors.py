@@ -63,10 +63,15 @@ def deliver_email(db: Database, settings: Settings, key: str) -> bool:
     if not claim_lease(db, doc["_id"]):
         raise EmailBusy(f"the e-mail of {key} is being sent by another worker")
     message = build_message(settings.mail_from, doc["email"], key)
-    if settings.smtp_url:
-        send_smtp(settings.smtp_url, message, settings.smtp_ca_file)
-    else:
-        write_eml(settings.mesh_var_dir / "mail", key, message)
+    try:
+        if settings.smtp_url:
+            send_smtp(settings.smtp_url, message, settings.smtp_ca_file)
+        else:
+            write_eml(settings.mesh_var_dir / "mail", key, message)
+    except BaseException:
+        # Not sent: the next attempt (a retry, a replay) must not wait out the lease.
+        db[COLLECTION].update_one({"_id": doc["_id"]}, {"$set": {"emailLease": None}})
+        raise
     sent = {
         "emailSent": True,
         "emailSentAt": datetime.now(UTC),

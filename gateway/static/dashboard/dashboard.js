@@ -55,7 +55,17 @@
     }
   }
 
-  async function refreshTokens() {
+  // One refresh at a time: the gateway takes a second use of one refresh token for a
+  // replay and revokes the whole login. A caller whose token was already replaced retries.
+  let refreshing = null;
+
+  function refreshTokens(expired) {
+    if (state.access && state.access !== expired) return Promise.resolve(true);
+    if (!refreshing) refreshing = rotate().finally(() => (refreshing = null));
+    return refreshing;
+  }
+
+  async function rotate() {
     if (!state.refresh) return false;
     const answer = await fetch("/api/auth/refresh", {
       method: "POST",
@@ -70,12 +80,13 @@
   }
 
   async function api(path, retried) {
-    if (!state.access) throw new ApiError(401, "signed out");
+    const token = state.access;
+    if (!token) throw new ApiError(401, "signed out");
     const answer = await fetch(path, {
-      headers: { Authorization: "Bearer " + state.access, Accept: "application/json" },
+      headers: { Authorization: "Bearer " + token, Accept: "application/json" },
       cache: "no-store",
     });
-    if (answer.status === 401 && !retried && (await refreshTokens())) return api(path, true);
+    if (answer.status === 401 && !retried && (await refreshTokens(token))) return api(path, true);
     if (answer.status === 401) signOut("Your session has ended: sign in again.");
     if (answer.status === 403) forbidden();
     if (!answer.ok) throw new ApiError(answer.status, await problem(answer));
@@ -173,22 +184,32 @@
   // EventSource cannot send the Authorization header the stream needs: read it with fetch.
   async function streamEvents() {
     let backoff = 1000;
+    let reason = "";
     while (state.access) {
       const control = new AbortController();
       state.stream = control;
+      const token = state.access;
       let watchdog = null;
       try {
         const answer = await fetch("/api/events/stream", {
-          headers: { Authorization: "Bearer " + state.access, Accept: "text/event-stream" },
+          headers: { Authorization: "Bearer " + token, Accept: "text/event-stream" },
           cache: "no-store",
           signal: control.signal,
         });
         if (answer.status === 403) return forbidden();
         if (answer.status === 401) {
-          if (await refreshTokens()) continue;
+          if (await refreshTokens(token)) continue;
           return signOut("Your session has ended: sign in again.");
         }
-        if (!answer.ok) throw new ApiError(answer.status);
+        if (!answer.ok) {
+          // 429: this admin's streams are at their cap (a closed tab's slot lapses soon);
+          // 503: the gateway is busy. Both say when to come back.
+          const retryAfter = Number(answer.headers.get("Retry-After")) || 0;
+          backoff = Math.min(Math.max(backoff, retryAfter * 1000), MAX_BACKOFF_MS);
+          reason = answer.status === 429 ? " (too many open streams)" : " (HTTP " + answer.status + ")";
+          throw new ApiError(answer.status);
+        }
+        reason = "";
         setStream("live", "live");
         backoff = 1000;
         let heard = Date.now();
@@ -203,7 +224,7 @@
       }
       if (!state.access) return;
       const wait = backoff + Math.floor(Math.random() * 500);
-      setStream("reconnecting in " + Math.round(wait / 1000) + " s", "reconnecting");
+      setStream("reconnecting in " + Math.round(wait / 1000) + " s" + reason, "reconnecting");
       await sleep(wait);
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     }

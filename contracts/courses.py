@@ -63,6 +63,12 @@ class CourseQuery(Contract):
     offset: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
 
 
+class RecentJobsQuery(Contract):
+    """``?limit=1..50``: how many of the newest publishing jobs."""
+
+    limit: Annotated[StrictInt, Field(ge=1, le=50)] = 20
+
+
 class CoursePage(Contract):
     items: list[CourseOut]
     total: int
@@ -199,6 +205,11 @@ class CoursesApi(Protocol):
         ...
 
     def get_job(self, job_id: JobId, viewer: Viewer) -> JobOut: ...
+
+    def recent_jobs(self, query: RecentJobsQuery, viewer: Viewer) -> list[JobOut]:
+        """The newest publishing jobs of every course, newest first: administrators only
+        (Forbidden for anyone else)."""
+        ...
 
     def enroll(self, course_id: Id, user_id: Id) -> EnrollmentOut:
         """Conflict when already enrolled, when the course is full, or not published."""

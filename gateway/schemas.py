@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StrictInt
 from contracts.analytics import EnrollmentsRow, OrdersRow, SignupsRow
 from contracts.base import Contract
 from contracts.content import Passage, Query
-from contracts.courses import LessonOut, LessonText, MyCourse, Position, Title
+from contracts.courses import JobOut, LessonOut, LessonText, MyCourse, Position, Title
 from contracts.notifications import NotificationId, NotificationOut
 from contracts.users import Role
 
@@ -101,6 +101,10 @@ class LessonList(BaseModel):
 
 class MyCourseList(BaseModel):
     items: list[MyCourse]
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
 
 
 class SearchQuery(Contract):

@@ -1,17 +1,17 @@
 """The learner's and the publisher's own views: /api/me/courses, /api/lessons/{id}/complete,
-/api/jobs/{id}."""
+/api/jobs/{id}; and the administrators' /api/jobs."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
-from contracts.courses import JobOut, ProgressOut
+from contracts.courses import JobOut, ProgressOut, RecentJobsQuery
 from gateway.api import endpoint
 from gateway.auth import current_user_id, current_viewer
 from gateway.cache import response_cache
 from gateway.deps import services
 from gateway.routes.courses import PROGRESS, progress_key
-from gateway.schemas import MyCourseList
+from gateway.schemas import JobList, MyCourseList
 
 bp = Blueprint("learning", __name__, url_prefix="/api")
 
@@ -48,3 +48,15 @@ def complete(lesson_id: int) -> ProgressOut:
 )
 def get_job(job_id: str) -> JobOut:
     return services().courses.get_job(job_id, current_viewer())
+
+
+@bp.get("/jobs")
+@endpoint(
+    "The newest publishing jobs of every course (administrators)",
+    tag="courses",
+    auth="admin",
+    query=RecentJobsQuery,
+    response=JobList,
+)
+def recent_jobs(query: RecentJobsQuery) -> JobList:
+    return JobList(items=services().courses.recent_jobs(query, current_viewer()))

@@ -22,6 +22,7 @@ from contracts.courses import (
     LessonOut,
     MyCourse,
     ProgressOut,
+    RecentJobsQuery,
 )
 from mesh.events import handle_event
 from mesh.outbox import Outbox
@@ -82,6 +83,10 @@ class CoursesService:
     @expose
     def get_job(self, job_id: JobId, viewer: Viewer) -> JobOut:
         return jobs.get_job(self.db, job_id, viewer)
+
+    @expose
+    def recent_jobs(self, query: RecentJobsQuery, viewer: Viewer) -> list[JobOut]:
+        return jobs.recent_jobs(self.db, query, viewer)
 
     @expose
     def enroll(self, course_id: Id, user_id: Id) -> EnrollmentOut:

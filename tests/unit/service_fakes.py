@@ -98,6 +98,7 @@ from contracts.courses import (
     MyCourse,
     ProgressOut,
     ProgressUpdated,
+    RecentJobsQuery,
 )
 from contracts.errors import (
     AuthenticationFailed,
@@ -1003,6 +1004,13 @@ class FakeCourses(CoursesApi):
         if job is None or not _teaches(self.courses[job.course_id], viewer):
             raise NotFound(JOB_NOT_FOUND)
         return job
+
+    @validated
+    def recent_jobs(self, query: RecentJobsQuery, viewer: Viewer) -> list[JobOut]:
+        if not viewer.is_admin:
+            raise Forbidden("administrators only")
+        newest = sorted(self.jobs.values(), key=lambda job: (job.created_at, job.id), reverse=True)
+        return newest[: query.limit]
 
     # students
 

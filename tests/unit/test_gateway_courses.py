@@ -551,3 +551,30 @@ def test_search_limits_the_passages(client, teacher, fake_courses):
     course = fake_courses.add(1, lessons=texts, published=True)
     url = f"{COURSES}/{course.id}/search?q=decorators&limit=3"
     assert len(client.get(url, headers=teacher).get_json()["items"]) == 3
+
+
+def test_admins_list_the_newest_jobs_first(client, teacher, student, admin, fake_courses):
+    jobs = []
+    for title in ("First", "Second", "Third"):
+        course = client.post(COURSES, json={"title": title}, headers=teacher).get_json()
+        lesson = {"title": "One", "text": "Some text."}
+        client.post(f"{COURSES}/{course['id']}/lessons", json=lesson, headers=teacher)
+        jobs.append(client.post(f"{COURSES}/{course['id']}/publish", headers=teacher).get_json())
+    fake_courses.run_job(jobs[0]["id"])
+    response = client.get("/api/jobs", headers=admin)
+    assert response.status_code == 200
+    items = response.get_json()["items"]
+    assert [job["id"] for job in items] == [job["id"] for job in reversed(jobs)]
+    assert [job["status"] for job in items] == ["queued", "queued", "succeeded"]
+    limited = client.get("/api/jobs?limit=2", headers=admin).get_json()["items"]
+    assert limited == items[:2]
+    for who in (teacher, student):
+        assert_error(client.get("/api/jobs", headers=who), 403, "forbidden")
+    assert_error(client.get("/api/jobs"), 401, "unauthorized")
+
+
+@pytest.mark.parametrize("limit", ["0", "51", "ten"])
+def test_a_bad_jobs_limit_is_422(client, admin, limit):
+    response = client.get(f"/api/jobs?limit={limit}", headers=admin)
+    details = assert_error(response, 422, "invalid_input")["details"]
+    assert [detail["field"] for detail in details] == ["limit"]

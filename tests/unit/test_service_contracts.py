@@ -60,6 +60,7 @@ from contracts.courses import (
     EnrollmentCreated,
     LessonCreate,
     ProgressUpdated,
+    RecentJobsQuery,
     StoredFile,
 )
 from contracts.errors import (
@@ -1129,6 +1130,23 @@ def test_a_job_is_for_its_teacher_and_admins_only(campus: Campus) -> None:
             campus.api.get_job(job_id, who)
 
 
+def test_recent_jobs_are_every_courses_newest_first_for_admins_only(campus: Campus) -> None:
+    assert campus.api.recent_jobs(RecentJobsQuery(), ADMIN_VIEWER) == []
+    first = campus.api.publish(campus.draft().id, viewer(TEACHER))
+    campus.succeed(first.id)
+    second = campus.api.publish(campus.draft().id, viewer(TEACHER))
+    recent = campus.api.recent_jobs(RecentJobsQuery(), ADMIN_VIEWER)
+    assert [(job.id, job.status) for job in recent] == [
+        (second.id, "queued"),
+        (first.id, "succeeded"),
+    ]
+    assert recent[1] == campus.api.get_job(first.id, ADMIN_VIEWER)
+    assert campus.api.recent_jobs(RecentJobsQuery(limit=1), ADMIN_VIEWER) == [recent[0]]
+    for who in (viewer(TEACHER), viewer(STUDENT)):
+        with pytest.raises(Forbidden, match="administrators only"):
+            campus.api.recent_jobs(RecentJobsQuery(), who)
+
+
 def test_enrolment_takes_a_seat_once_within_the_capacity(campus: Campus) -> None:
     course = campus.published(capacity=1)
     enrolment = campus.api.enroll(course.id, STUDENT)
@@ -1238,6 +1256,7 @@ COURSES_BROKEN: list[tuple[str, list[Any], list[str]]] = [
     ("get_job", ["not-a-job", TEACHER_WIRE], ["job_id"]),
     ("get_course", [1, {"user_id": 1, "is_admin": "yes"}], ["viewer.is_admin"]),
     ("list_courses", [{"limit": 0}], ["query.limit"]),
+    ("recent_jobs", [{"limit": 51}, {"user_id": 99, "is_admin": True}], ["query.limit"]),
     ("enroll", [1, "3"], ["user_id"]),
     ("complete_lesson", [True, 3], ["lesson_id"]),
     ("get_progress", [1], []),

@@ -6,6 +6,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const HEALTH_EVERY_MS = 3000;
   const JOB_EVERY_MS = 1000;
+  const RECENT_JOBS = 10; // the newest jobs listed with each health refresh
   const STREAM_SILENCE_MS = 45000; // the gateway sends a keepalive every 15 s
   const MAX_BACKOFF_MS = 30000;
   const SPARK_SECONDS = 60;
@@ -161,6 +162,8 @@
     state.timers.push(setInterval(tickSparkline, 1000));
     refreshHealth();
     state.timers.push(setInterval(refreshHealth, HEALTH_EVERY_MS));
+    refreshJobs();
+    state.timers.push(setInterval(refreshJobs, HEALTH_EVERY_MS));
     $("range-from").value = isoDay(-13);
     $("range-to").value = isoDay(0);
     loadReports();
@@ -172,7 +175,10 @@
     if (state.stream) state.stream.abort();
     state.timers.forEach(clearInterval);
     state.timers = [];
-    state.jobs.forEach((job) => clearTimeout(job.timer));
+    state.jobs.forEach((job) => {
+      clearTimeout(job.timer);
+      job.polling = false;
+    });
     $("board").hidden = true;
     $("sign-out").hidden = true;
     $("login").hidden = false;
@@ -335,6 +341,12 @@
 
   function followJob(id) {
     if (state.jobs.has(id)) return;
+    const job = addJob(id);
+    job.polling = true;
+    pollJob(id, job);
+  }
+
+  function addJob(id) {
     const row = el("tr");
     row.dataset.job = id;
     const progress = el("progress");
@@ -350,23 +362,49 @@
     cells.progress.append(progress, el("span", " 0 %", "percent"));
     row.append(...Object.values(cells));
     $("job-list").prepend(row);
-    const job = { row, cells, progress, timer: null };
+    const job = { row, cells, progress, timer: null, polling: false };
     state.jobs.set(id, job);
-    pollJob(id, job);
+    return job;
   }
 
+  const finished = (out) => out.status === "succeeded" || out.status === "failed";
+
+  // A job being polled stops when it finishes, is not found, or the session ends.
   async function pollJob(id, job) {
-    if (!state.access) return;
+    if (!state.access) return (job.polling = false);
     try {
       const out = await api("/api/jobs/" + id);
       renderJob(job, out);
-      if (out.status === "succeeded" || out.status === "failed") return;
+      if (finished(out)) return (job.polling = false);
     } catch (error) {
       job.cells.status.textContent = error.status === 404 ? "not found" : "error: " + error.message;
       job.cells.status.className = "status-failed";
-      if (error.status === 404 || error.status === 403 || error.status === 401) return;
+      if (error.status === 404 || error.status === 403 || error.status === 401) {
+        return (job.polling = false);
+      }
     }
     job.timer = setTimeout(() => pollJob(id, job), JOB_EVERY_MS);
+  }
+
+  // The newest jobs of every course join the panel (newest on top); unfinished ones are
+  // polled like a followed job, the others shown as they are.
+  async function refreshJobs() {
+    let recent;
+    try {
+      recent = (await api("/api/jobs?limit=" + RECENT_JOBS)).items;
+    } catch (_) {
+      return; // signed out, forbidden, or a passing error: the next refresh tries again
+    }
+    for (const out of recent.slice().reverse()) {
+      if (!JOB_ID.test(out.id)) continue;
+      const job = state.jobs.get(out.id) || addJob(out.id);
+      if (job.polling) continue;
+      renderJob(job, out);
+      if (!finished(out)) {
+        job.polling = true;
+        job.timer = setTimeout(() => pollJob(out.id, job), JOB_EVERY_MS);
+      }
+    }
   }
 
   function renderJob(job, out) {

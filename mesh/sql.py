@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import CursorResult, Engine, Executable, MetaData, create_engine, event
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mesh.migrations import upgrade
@@ -67,3 +68,20 @@ class Database(DependencyProvider):
     def get_dependency(self, worker_ctx: Any) -> sessionmaker:
         assert self.sessions is not None, "Database used before setup()"
         return self.sessions
+
+
+# MySQL/MariaDB: deadlock, lock wait timeout; PostgreSQL: serialization failure, deadlock.
+_CONFLICT_CODES = {1213, 1205}
+_CONFLICT_STATES = {"40001", "40P01"}
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """True for an error that means "run the transaction again": a unique key taken
+    meanwhile, or the engine breaking a deadlock between concurrent transactions."""
+    if isinstance(exc, IntegrityError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    return code in _CONFLICT_CODES or getattr(orig, "sqlstate", None) in _CONFLICT_STATES

@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.courses import ProgressOut, ProgressUpdated
 from contracts.errors import Conflict, Forbidden, NotFound
 from mesh.outbox import EventSink
-from mesh.sql import affected
+from mesh.sql import affected, lost_a_race
 from services.courses import access
 from services.courses.models import Completion, Course, Lesson, Progress, utcnow
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = 3
+ATTEMPTS = 5
 
 
 def _out(course_id: int, user_id: int, completed: int, total: int) -> ProgressOut:
@@ -139,8 +139,10 @@ def complete_lesson(
             return get_progress(sessions, lesson.course_id, user_id)
         try:
             return _complete(sessions, events, lesson, user_id)
-        except IntegrityError:
-            # The same lesson completed concurrently, or the progress row created meanwhile:
-            # everything rolled back; look again.
+        except (IntegrityError, OperationalError) as exc:
+            # The same lesson completed concurrently, the progress row created meanwhile, or
+            # a deadlock between the two (MariaDB): everything rolled back; look again.
+            if not lost_a_race(exc):
+                raise
             log.info("completion raced", extra={"lesson_id": lesson.id, "user_id": user_id})
     raise Conflict("the progress changed meanwhile; try again")

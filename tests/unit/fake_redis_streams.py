@@ -11,10 +11,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from tests.unit.fake_sorted_sets import FakeSortedSets
+from tests.unit.fake_sorted_sets import FakeSortedSets, QueuedCalls
 
 Entry = tuple[str, dict[str, str]]
 
@@ -149,27 +148,5 @@ class FakeStreamsRedis(FakeSortedSets):
                 found.append([name, newer[:count] if count else newer])
         return found
 
-    def pipeline(self, transaction: bool = True) -> FakePipeline:
-        return FakePipeline(self)
-
-
-class FakePipeline:
-    """Queues calls and runs them in order on ``execute``."""
-
-    def __init__(self, redis: FakeStreamsRedis) -> None:
-        self.redis = redis
-        self.calls: list[Callable[[], Any]] = []
-
-    def __getattr__(self, name: str) -> Callable[..., FakePipeline]:
-        method = getattr(self.redis, name)
-
-        def queue(*args: Any, **kwargs: Any) -> FakePipeline:
-            self.calls.append(lambda: method(*args, **kwargs))
-            return self
-
-        return queue
-
-    def execute(self) -> list[Any]:
-        results = [call() for call in self.calls]
-        self.calls.clear()
-        return results
+    def pipeline(self, transaction: bool = True) -> QueuedCalls:
+        return QueuedCalls(self)

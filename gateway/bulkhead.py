@@ -2,9 +2,13 @@
 
 Each downstream service has a compartment per gateway process:
 
-- at most ``max_in_flight`` calls to it at once; one more is refused at once
-  (:class:`ServiceBusy`, 503 with Retry-After) instead of holding a thread for a whole
-  RPC timeout;
+- at most ``max_in_flight`` calls to it at once. While the service answers, a call past
+  that waits up to ``slot_wait`` seconds for a slot, with at most ``max_in_flight`` such
+  waiters: a burst to a healthy service is served, not refused. Once a call to it has gone
+  unanswered, or when the waiters are full, one more is refused at once
+  (:class:`ServiceBusy`, 503 with Retry-After) instead of holding a thread for a whole RPC
+  timeout: a dead service holds at most ``2 x max_in_flight`` threads, the waiters for at
+  most ``slot_wait``;
 - a circuit breaker: after ``failures`` calls in a row got no answer (:class:`NoAnswer`:
   a timeout, a lost connection, the service not running), calls are refused at once for
   ``reset_seconds``; then they go through again, and the first answer closes it while the
@@ -73,6 +77,11 @@ class Breaker:
                 return 0.0
             return max(0.0, self._opened_at + self.reset_seconds - self.clock())
 
+    def failing(self) -> bool:
+        """True once a call went unanswered, until the next answer."""
+        with self._lock:
+            return self._failures > 0
+
     def answered(self) -> None:
         with self._lock:
             if self._opened_at is not None:
@@ -115,12 +124,45 @@ class Breaker:
 
 
 class Compartment:
-    """The in-flight slots and the breaker of one service."""
+    """The in-flight slots, the waiters for a slot and the breaker of one service."""
 
-    def __init__(self, service: str, max_in_flight: int, breaker: Breaker) -> None:
+    def __init__(
+        self, service: str, max_in_flight: int, breaker: Breaker, slot_wait: float
+    ) -> None:
         self.service = service
         self.slots = threading.BoundedSemaphore(max_in_flight)
         self.breaker = breaker
+        self.slot_wait = slot_wait
+        self.max_waiting = max_in_flight
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    def enter(self) -> None:
+        """Take a slot, waiting for one only while the service answers; ServiceBusy if not."""
+        if self.slots.acquire(blocking=False):
+            return
+        if self.breaker.failing() or not self._join_waiters():
+            raise ServiceBusy(self.service, BUSY_RETRY_AFTER)
+        try:
+            acquired = self.slots.acquire(timeout=self.slot_wait)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not acquired:
+            raise ServiceBusy(self.service, BUSY_RETRY_AFTER)
+        if self.breaker.failing():  # it went silent while we waited: do not add a call
+            self.slots.release()
+            raise ServiceBusy(self.service, BUSY_RETRY_AFTER)
+
+    def leave(self) -> None:
+        self.slots.release()
+
+    def _join_waiters(self) -> bool:
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                return False
+            self._waiting += 1
+            return True
 
 
 class Bulkheads:
@@ -131,9 +173,11 @@ class Bulkheads:
         max_in_flight: int,
         failures: int,
         reset_seconds: float,
+        slot_wait: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_in_flight = max_in_flight
+        self.slot_wait = slot_wait
         self.failures = failures
         self.reset_seconds = reset_seconds
         self.clock = clock
@@ -145,18 +189,18 @@ class Bulkheads:
             found = self._compartments.get(service)
             if found is None:
                 breaker = Breaker(service, self.failures, self.reset_seconds, self.clock)
-                found = Compartment(service, self.max_in_flight, breaker)
+                found = Compartment(service, self.max_in_flight, breaker, self.slot_wait)
                 self._compartments[service] = found
             return found
 
     def call(self, service: str, call: Callable[[], T], *, probe: bool = False) -> T:
-        """``call()`` inside ``service``'s compartment; ServiceBusy when it is full or its
-        breaker is open. A ``probe`` (a readiness ping) goes through an open breaker, is
-        never counted as a failure, and its answer closes the breaker: readiness reports
-        the service itself, and notices first that it is back."""
+        """``call()`` inside ``service``'s compartment; ServiceBusy when no slot is to be had
+        (see the module's docstring) or its breaker is open. A ``probe`` (a readiness ping)
+        goes through an open breaker, is never counted as a failure, and its answer closes
+        the breaker: readiness reports the service itself, and notices first that it is
+        back."""
         compartment = self.compartment(service)
-        if not compartment.slots.acquire(blocking=False):
-            raise ServiceBusy(service, BUSY_RETRY_AFTER)
+        compartment.enter()
         try:
             breaker = compartment.breaker
             if probe:
@@ -168,4 +212,4 @@ class Bulkheads:
                 raise ServiceBusy(service, max(1, math.ceil(wait)))
             return breaker.watch(call)
         finally:
-            compartment.slots.release()
+            compartment.leave()

@@ -24,6 +24,14 @@ def on_starting(server: Any) -> None:
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
+    held = _settings.sse_max_total + 2 * _settings.rpc_max_in_flight
+    if held >= _settings.gateway_threads:
+        server.log.warning(
+            "streams and one silent service may hold %d of %d threads (SSE_MAX_TOTAL + "
+            "2 x RPC_MAX_IN_FLIGHT): REST can be starved; raise GATEWAY_THREADS",
+            held,
+            _settings.gateway_threads,
+        )
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -36,8 +44,9 @@ bind = f"{_settings.gateway_host}:{_settings.gateway_port}"
 worker_class = "gthread"
 workers = _settings.gateway_workers
 # One request per thread. SSE streams may hold at most SSE_MAX_TOTAL of them and a service
-# that does not answer at most RPC_MAX_IN_FLIGHT (gateway.streams, gateway.bulkhead): the
-# rest always serve REST (README: "One client cannot starve the gateway").
+# that does not answer at most 2 x RPC_MAX_IN_FLIGHT (its calls and their waiters;
+# gateway.streams, gateway.bulkhead): the rest always serve REST (README: "One client cannot
+# starve the gateway").
 threads = _settings.gateway_threads
 # gthread workers heartbeat from their main loop, so a long SSE stream is not "stuck".
 timeout = 60

@@ -125,6 +125,7 @@ class RpcPool(RpcClient):
             max_in_flight=settings.rpc_max_in_flight,
             failures=settings.rpc_breaker_failures,
             reset_seconds=settings.rpc_breaker_reset_seconds,
+            slot_wait=settings.rpc_slot_wait_seconds,
         )
         return cls(
             settings.amqp_uri,

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     mesh_var_dir: Path = Path("var")
     log_level: str = "INFO"
     mesh_faults: str | None = None  # fault injection for crash tests (mesh.faults)
+    # OpenTelemetry spans over OTLP/HTTP (mesh.tracing; README, "Tracing"); off: no cost.
+    tracing_enabled: bool = False
+    otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318"  # /v1/traces is appended
+    tracing_sample_ratio: float = Field(1.0, ge=0, le=1)  # of new traces; children follow
 
     amqp_uri: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -53,7 +57,7 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     gateway_workers: int = Field(2, ge=1)
-    gateway_threads: int = Field(16, ge=2)
+    gateway_threads: int = Field(24, ge=2)
     rpc_timeout: float = Field(5.0, gt=0)
     rpc_pool_size: int = Field(16, ge=1)
     # Starvation guards of the gateway (README, "One client cannot starve the gateway"):
@@ -62,6 +66,7 @@ class Settings(BaseSettings):
     sse_max_per_user: int = Field(3, ge=1)
     sse_max_total: int = Field(6, ge=1)
     rpc_max_in_flight: int = Field(6, ge=1)
+    rpc_slot_wait_seconds: float = Field(2.0, ge=0)
     rpc_breaker_failures: int = Field(5, ge=1)
     rpc_breaker_reset_seconds: float = Field(5.0, gt=0)
     max_body_bytes: int = Field(64 * 1024, ge=1024)

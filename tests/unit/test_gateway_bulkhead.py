@@ -1,11 +1,15 @@
 """Bulkheads of the gateway's RPC calls (gateway.bulkhead), alone and inside the RpcPool over a
-fake nameko proxy: a full compartment or an open breaker refuses at once with 503 and
-Retry-After, one service's trouble never blocks another's calls, and the breaker closes
-again once the service answers."""
+fake nameko proxy: a burst to a healthy service waits for a slot; a failing service's full
+compartment, full waiters or an open breaker refuse at once with 503 and Retry-After; one
+service's trouble never blocks another's calls, and the breaker closes again once the
+service answers."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -105,28 +109,131 @@ def test_a_probe_goes_through_an_open_breaker_and_its_answer_closes_it(clock):
     assert heads.call("orders", lambda: "served") == "served"
 
 
-def test_a_full_compartment_refuses_at_once_and_frees_when_a_call_returns():
-    heads = Bulkheads(max_in_flight=2, failures=5, reset_seconds=5)
-    inside = threading.Semaphore(0)
-    release = threading.Event()
+class Held:
+    """Calls that stay inside their compartment until released."""
 
-    def slow() -> str:
-        inside.release()
-        release.wait(5)
+    def __init__(self) -> None:
+        self.inside = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def __call__(self) -> str:
+        self.inside.release()
+        self.release.wait(5)
         return "ok"
 
-    threads = [threading.Thread(target=heads.call, args=("orders", slow)) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    assert inside.acquire(timeout=5) and inside.acquire(timeout=5)
+    def start(self, heads: Bulkheads, count: int) -> list[threading.Thread]:
+        threads = [threading.Thread(target=heads.call, args=("orders", self)) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for _ in range(count):
+            assert self.inside.acquire(timeout=5)
+        return threads
+
+
+def test_a_burst_to_a_healthy_service_waits_for_slots_instead_of_503():
+    heads = Bulkheads(max_in_flight=2, failures=5, reset_seconds=5, slot_wait=5)
+    inside = 0
+    most = 0
+    lock = threading.Lock()
+
+    def answering() -> str:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        threading.Event().wait(0.05)
+        with lock:
+            inside -= 1
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:  # two in flight and two waiting
+        results = list(pool.map(lambda _: heads.call("orders", answering), range(4)))
+    assert results == ["ok"] * 4
+    assert most == 2  # never more than max_in_flight at once
+
+
+def test_past_the_waiters_a_call_is_refused_at_once_and_a_freed_slot_serves_a_waiter():
+    heads = Bulkheads(max_in_flight=2, failures=5, reset_seconds=5, slot_wait=5)
+    held = Held()
+    threads = held.start(heads, 2)
+    waiters = ThreadPoolExecutor(2)
+    waiting = [waiters.submit(heads.call, "orders", lambda: "waited") for _ in range(2)]
+    wait_for(lambda: heads.compartment("orders")._waiting == 2)
+    started = time.monotonic()
     with pytest.raises(ServiceBusy) as refused:
         heads.call("orders", lambda: "never")
+    assert time.monotonic() - started < 1
     assert refused.value.retry_after == 1
-    assert heads.call("catalog", lambda: "other") == "other"
-    release.set()
+    assert heads.call("catalog", lambda: "other") == "other"  # another service is not held
+    held.release.set()
+    assert [future.result(5) for future in waiting] == ["waited", "waited"]
+    waiters.shutdown()
     for thread in threads:
         thread.join(5)
     assert heads.call("orders", lambda: "again") == "again"
+
+
+def test_a_waiter_gives_up_after_slot_wait():
+    heads = Bulkheads(max_in_flight=1, failures=5, reset_seconds=5, slot_wait=0.2)
+    held = Held()
+    threads = held.start(heads, 1)
+    started = time.monotonic()
+    with pytest.raises(ServiceBusy):
+        heads.call("orders", lambda: "never")
+    assert 0.2 <= time.monotonic() - started < 2
+    held.release.set()
+    for thread in threads:
+        thread.join(5)
+
+
+def test_once_a_call_went_unanswered_a_full_compartment_refuses_at_once():
+    heads = Bulkheads(max_in_flight=2, failures=5, reset_seconds=5, slot_wait=5)
+    with pytest.raises(NoAnswer):
+        heads.call("orders", silent)  # failing, though the breaker is not open
+    held = Held()
+    threads = held.start(heads, 2)
+    started = time.monotonic()
+    with pytest.raises(ServiceBusy):
+        heads.call("orders", lambda: "never")
+    assert time.monotonic() - started < 1
+    held.release.set()
+    for thread in threads:
+        thread.join(5)
+
+
+def test_a_waiter_does_not_call_a_service_that_went_silent_while_it_waited():
+    heads = Bulkheads(max_in_flight=1, failures=5, reset_seconds=5, slot_wait=5)
+    entered = threading.Event()
+    leave = threading.Event()
+
+    def times_out() -> Any:
+        entered.set()
+        leave.wait(5)
+        raise NoAnswer("service orders did not answer")
+
+    def first_call() -> None:
+        with pytest.raises(NoAnswer):
+            heads.call("orders", times_out)
+
+    first = threading.Thread(target=first_call)
+    first.start()
+    assert entered.wait(5)
+    calls: list[str] = []
+    with ThreadPoolExecutor(1) as pool:
+        waiter = pool.submit(heads.call, "orders", lambda: calls.append("called"))
+        wait_for(lambda: heads.compartment("orders")._waiting == 1)
+        leave.set()
+        with pytest.raises(ServiceBusy):
+            waiter.result(5)
+    first.join(5)
+    assert calls == []
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met within 5 s"
+        time.sleep(0.01)
 
 
 def test_the_pool_fails_fast_once_a_silent_service_opened_its_breaker(clock):

@@ -119,7 +119,8 @@ class OrdersApi(Protocol):
         self, user_id: Id, order: OrderCreate, idempotency_key: IdempotencyKey | None = None
     ) -> OrderOut:
         """Reserve the stock, then store the order; a retry with the same key returns it.
-        Conflict when the user already holds ORDER_MAX_PENDING_PER_USER pending orders."""
+        Conflict when the user already holds ORDER_MAX_PENDING_PER_USER pending orders.
+        ``user_id`` is trusted, not looked up: the gateway takes it from a verified token."""
         ...
 
     def list_orders(self, user_id: Id, query: OrderQuery) -> OrderPage:

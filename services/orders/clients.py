@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Protocol
 
 import eventlet
 
 from contracts.catalog import CatalogApi, Reservation, ReserveRequest
-from contracts.users import UsersApi
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +15,6 @@ log = logging.getLogger(__name__)
 class Catalog(Protocol):
     def reserve(self, request: ReserveRequest) -> Reservation: ...
     def release(self, order_ref: str) -> bool: ...
-
-
-class Users(Protocol):
-    def confirm_later(self, user_id: int) -> Callable[[], None]:
-        """Start checking that the user exists; calling the result raises NotFound if not."""
-        ...
 
 
 class CatalogStock:
@@ -56,18 +48,3 @@ class CatalogStock:
         except Exception:
             log.exception("stock not released", extra={"order_ref": order_ref})
             return False
-
-
-class UsersCheck:
-    """Checks a user exists through the users service, while the caller works on."""
-
-    def __init__(self, users: UsersApi) -> None:
-        self.users = users
-
-    def confirm_later(self, user_id: int) -> Callable[[], None]:
-        pending = eventlet.spawn(self.users.get_user, user_id)
-
-        def confirm() -> None:
-            pending.wait()  # raises the service's NotFound, or TimeoutError
-
-        return confirm

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -28,7 +27,7 @@ from contracts.orders import (
 )
 from mesh.outbox import EventSink
 from mesh.sql import affected
-from services.orders.clients import Catalog, Users
+from services.orders.clients import Catalog
 from services.orders.models import Order, utcnow
 
 log = logging.getLogger(__name__)
@@ -57,15 +56,6 @@ def to_out(order: Order) -> OrderOut:
 
 
 # ---------------------------------------------------------------- create
-
-
-def _confirm(confirm_user: Callable[[], None]) -> None:
-    try:
-        confirm_user()
-    except NotFound:
-        raise NotFound("user not found") from None
-    except TimeoutError as exc:
-        raise Unavailable("the users service did not answer; nothing was ordered") from exc
 
 
 def _release(catalog: Catalog, order_ref: str) -> None:
@@ -219,7 +209,6 @@ def create_order(
     sessions: sessionmaker,
     events: EventSink,
     catalog: Catalog,
-    users: Users,
     user_id: int,
     request: OrderCreate,
     key: str | None = None,
@@ -228,20 +217,18 @@ def create_order(
 ) -> OrderOut:
     """Reserve the stock, then store the order; if that fails, the stock goes back.
 
-    The user check runs while the stock is reserved (one RPC hop less on the way), so an
-    unknown user costs a reservation that is given back at once. With an
-    ``key`` (the client's Idempotency-Key), a retry returns the order the first attempt placed.
+    ``user_id`` is trusted: the caller (the gateway) took it from a verified token, so no
+    round trip to users asks again. With a ``key`` (the client's Idempotency-Key), a retry
+    returns the order the first attempt placed.
     A user with ``max_pending`` orders awaiting payment gets a Conflict: checked before any
     stock is taken, and held by the database when orders are placed at once (pending slots).
     """
     if (placed := _placed(sessions, user_id, key, request)) is not None:
         return to_out(placed)
     _check_pending_cap(sessions, user_id, max_pending)
-    confirm_user = users.confirm_later(user_id)
     order_ref = uuid.uuid4().hex
     reservation = _reserve(catalog, request, order_ref)
     try:
-        _confirm(confirm_user)
         order = _store_in_a_slot(sessions, events, user_id, reservation, key, max_pending)
     except IntegrityError:
         _release(catalog, order_ref)

@@ -19,7 +19,6 @@ from contracts.orders import (
     OrderRefState,
     StatusChange,
 )
-from contracts.users import UsersApi
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
 from mesh.rpc import ServiceClient
@@ -27,7 +26,7 @@ from mesh.settings import get_settings
 from mesh.sql import Database
 from mesh.typed import expose
 from services.orders import logic
-from services.orders.clients import CatalogStock, UsersCheck
+from services.orders.clients import CatalogStock
 from services.orders.models import outbox
 
 
@@ -40,7 +39,6 @@ class OrdersService:
     db = Database("orders")
     events = Outbox("orders", outbox)
     catalog = ServiceClient(CatalogApi, "catalog")
-    users = ServiceClient(UsersApi, "users")
 
     @rpc
     def ping(self) -> str:
@@ -54,10 +52,9 @@ class OrdersService:
     def create_order(
         self, user_id: Id, order: OrderCreate, idempotency_key: IdempotencyKey | None = None
     ) -> OrderOut:
-        stock, users = self._stock(), UsersCheck(self.users)
         cap = get_settings().order_max_pending_per_user
         return logic.create_order(
-            self.db, self.events, stock, users, user_id, order, idempotency_key, max_pending=cap
+            self.db, self.events, self._stock(), user_id, order, idempotency_key, max_pending=cap
         )
 
     @expose

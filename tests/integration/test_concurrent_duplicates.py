@@ -22,7 +22,7 @@ from services.users import models as user_models
 from services.users.passwords import PasswordHasher
 from tests.integration.engines import SERVERS, fresh_schema
 from tests.integration.test_catalog_engines import at_once
-from tests.integration.test_orders_engines import AnyUser, CountingCatalog
+from tests.integration.test_orders_engines import CountingCatalog
 from tests.unit.fakes import FakeCache
 
 CALLERS = 8
@@ -68,7 +68,7 @@ def test_concurrent_retries_with_one_key_place_one_order(order_sessions: session
     request = OrderCreate(product_id=3, quantity=2)
     outcomes = at_once(
         CALLERS,
-        lambda _i: orders.create_order(order_sessions, events, catalog, AnyUser(), 1, request, KEY),
+        lambda _i: orders.create_order(order_sessions, events, catalog, 1, request, KEY),
     )
     assert all(isinstance(o, OrderOut) for o in outcomes), outcomes
     assert len({o.id for o in outcomes}) == 1, outcomes

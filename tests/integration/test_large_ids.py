@@ -36,7 +36,7 @@ from services.users import logic as users
 from services.users import models as users_models
 from tests.integration.engines import SERVERS, fresh_schema
 from tests.unit.fakes import FakeCache, RecordingSink
-from tests.unit.service_fakes import FakeCatalog, FakeOrders, FakeUsers, LocalTransport, wired
+from tests.unit.service_fakes import FakeCatalog, FakeOrders, LocalTransport, wired
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_catalog_service_refuses_an_id_past_the_columns(engine: Session) -> None
         context=None,
         db=sessions,
         events=RecordingSink(),
-        orders=FakeOrders(FakeCatalog(), FakeUsers()),
+        orders=FakeOrders(FakeCatalog()),
     )
     transport = LocalTransport(catalog=service)
     catalog = client(CatalogApi, "catalog", transport)

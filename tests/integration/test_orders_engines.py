@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from contracts.orders import (
 )
 from mesh.outbox import OutboxHandle
 from services.orders import logic
-from services.orders.clients import Catalog, Users
+from services.orders.clients import Catalog
 from services.orders.models import Base, Order, outbox
 from tests.integration.engines import SERVERS, fresh_schema
 from tests.integration.test_catalog_engines import at_once
@@ -54,11 +54,6 @@ class CountingCatalog(Catalog):
         return first
 
 
-class AnyUser(Users):
-    def confirm_later(self, user_id: int) -> Callable[[], None]:
-        return lambda: None
-
-
 @pytest.fixture(params=["sqlite", *sorted(SERVERS)])
 def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker]:
     with fresh_schema(request.param, Base.metadata, tmp_path) as factory:
@@ -80,7 +75,7 @@ def place(
     sessions: sessionmaker, events: OutboxHandle, catalog: Catalog, user_id: int = 1
 ) -> OrderOut:
     order = OrderCreate(product_id=3, quantity=2)
-    return logic.create_order(sessions, events, catalog, AnyUser(), user_id, order)
+    return logic.create_order(sessions, events, catalog, user_id, order)
 
 
 def test_of_concurrent_transitions_exactly_one_applies(
@@ -164,7 +159,7 @@ def test_orders_placed_at_once_never_pass_the_pending_cap(
     request = OrderCreate(product_id=3, quantity=1)
 
     def buy(_i: int) -> OrderOut:
-        return logic.create_order(sessions, events, catalog, AnyUser(), 1, request, max_pending=cap)
+        return logic.create_order(sessions, events, catalog, 1, request, max_pending=cap)
 
     outcomes = at_once(CALLERS, buy)
     placed = [o for o in outcomes if isinstance(o, OrderOut)]

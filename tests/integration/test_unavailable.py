@@ -27,7 +27,7 @@ from services.catalog.models import Base
 from services.catalog.service import CatalogService
 from tests.unit.fakes import RecordingSink
 from tests.unit.gateway_helpers import TEST_CONFIG, FakeRedis, FakeRpc, assert_error
-from tests.unit.service_fakes import FakeCatalog, FakeOrders, FakeUsers, LocalTransport, wired
+from tests.unit.service_fakes import FakeCatalog, FakeOrders, LocalTransport, wired
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def transport(store: tuple[Path, sessionmaker]) -> LocalTransport:
         context=None,
         db=store[1],
         events=RecordingSink(),
-        orders=FakeOrders(FakeCatalog(), FakeUsers()),
+        orders=FakeOrders(FakeCatalog()),
     )
     return LocalTransport(catalog=service)
 

@@ -53,8 +53,8 @@ def fake_catalog() -> FakeCatalog:
 
 
 @pytest.fixture
-def fake_orders(fake_catalog: FakeCatalog, fake_users: FakeUsers) -> FakeOrders:
-    return FakeOrders(fake_catalog, fake_users)
+def fake_orders(fake_catalog: FakeCatalog) -> FakeOrders:
+    return FakeOrders(fake_catalog)
 
 
 @pytest.fixture

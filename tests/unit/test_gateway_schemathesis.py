@@ -160,7 +160,7 @@ def seeded() -> dict[str, Any]:
     notifications and a conversation, an instructor (3) with a published course (1) and a
     draft (2), and analytics that counted every event of all that."""
     users, catalog, notes, content = FakeUsers(), FakeCatalog(), FakeNotifications(), FakeContent()
-    orders, courses = FakeOrders(catalog, users), FakeCourses(content)
+    orders, courses = FakeOrders(catalog), FakeCourses(content)
     users.add("root@example.com", name="Root", is_admin=True)
     student = users.add("sam@example.com", name="Sam")
     teacher = users.add("tess@example.com", name="Tess", role="instructor")

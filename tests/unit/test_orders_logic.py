@@ -32,7 +32,7 @@ from contracts.orders import (
 )
 from mesh.sql import make_sessionmaker
 from services.orders import logic
-from services.orders.clients import Catalog, Users
+from services.orders.clients import Catalog
 from services.orders.models import Base, Order
 from tests.unit.fakes import RecordingSink
 
@@ -90,22 +90,6 @@ class FakeCatalog(Catalog):
         return int(self.products[LAMP]["stock"])
 
 
-class FakeUsers(Users):
-    def __init__(self, *user_ids: int) -> None:
-        self.user_ids = set(user_ids)
-        self.calls = 0
-
-    def confirm_later(self, user_id: int) -> Callable[[], None]:
-        self.calls += 1
-        known = user_id in self.user_ids
-
-        def confirm() -> None:
-            if not known:
-                raise NotFound(f"user {user_id} not found")
-
-        return confirm
-
-
 class BrokenSink(RecordingSink):
     """The outbox insert fails, so the order's transaction rolls back."""
 
@@ -124,17 +108,12 @@ def catalog() -> FakeCatalog:
 
 
 @pytest.fixture
-def users() -> FakeUsers:
-    return FakeUsers(ADA, BOB)
-
-
-@pytest.fixture
 def sink() -> RecordingSink:
     return RecordingSink()
 
 
 @pytest.fixture
-def buy(sessions, catalog, users, sink) -> Callable[..., OrderOut]:
+def buy(sessions, catalog, sink) -> Callable[..., OrderOut]:
     """Place an order through ``logic.create_order`` with the fakes."""
 
     def do(
@@ -145,7 +124,7 @@ def buy(sessions, catalog, users, sink) -> Callable[..., OrderOut]:
         key: str | None = None,
     ) -> OrderOut:
         request = OrderCreate(product_id=product_id, quantity=quantity)
-        return logic.create_order(sessions, events or sink, catalog, users, user_id, request, key)
+        return logic.create_order(sessions, events or sink, catalog, user_id, request, key)
 
     return do
 
@@ -195,12 +174,6 @@ def test_no_stock_is_a_conflict_and_stores_nothing(sessions, catalog, buy, sink)
         buy(6)
     assert stored(sessions) == [] and sink.events == []
     assert catalog.stock() == 5
-
-
-def test_unknown_user_is_not_found_and_its_stock_goes_back(sessions, catalog, buy) -> None:
-    with pytest.raises(NotFound, match="user not found"):
-        buy(user_id=99)
-    assert stored(sessions) == [] and catalog.stock() == 5
 
 
 def test_a_failed_insert_releases_the_reservation(sessions, catalog, buy) -> None:
@@ -410,29 +383,14 @@ def test_an_order_paid_meanwhile_is_not_expired(sessions, catalog, order) -> Non
     assert sink.events == [] and catalog.released == []
 
 
-def test_past_the_pending_cap_nothing_is_reserved(sessions, catalog, users, buy) -> None:
+def test_past_the_pending_cap_nothing_is_reserved(sessions, catalog, buy) -> None:
     catalog.products[LAMP]["stock"] = 50
     buy(), buy()
     request = OrderCreate(product_id=LAMP, quantity=1)
     with pytest.raises(Conflict, match="2 orders awaiting payment"):
-        logic.create_order(sessions, RecordingSink(), catalog, users, ADA, request, max_pending=2)
+        logic.create_order(sessions, RecordingSink(), catalog, ADA, request, max_pending=2)
     assert catalog.stock() == 48 and len(catalog.reservations) == 2
-    logic.create_order(sessions, RecordingSink(), catalog, users, BOB, request, max_pending=2)
-
-
-def test_a_users_service_that_does_not_answer_is_unavailable_and_stock_goes_back(
-    sessions, catalog, users, buy
-) -> None:
-    def silent(user_id: int) -> Callable[[], None]:
-        def confirm() -> None:
-            raise TimeoutError("users.get_user did not answer within 5 s")
-
-        return confirm
-
-    users.confirm_later = silent
-    with pytest.raises(Unavailable):
-        buy(2)
-    assert stored(sessions) == [] and catalog.stock() == 5
+    logic.create_order(sessions, RecordingSink(), catalog, BOB, request, max_pending=2)
 
 
 def test_a_retry_with_the_same_idempotency_key_returns_the_first_order(

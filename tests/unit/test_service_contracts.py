@@ -285,7 +285,7 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Side[CatalogApi]:
         context=None,
         db=sqlite(tmp_path, catalog_models.Base.metadata),
         events=sink,
-        orders=FakeOrders(FakeCatalog(), FakeUsers()),  # only the reservation settling asks
+        orders=FakeOrders(FakeCatalog()),  # only the reservation settling asks
     )
     return real_side("catalog", CatalogApi, service, sink)
 
@@ -607,11 +607,9 @@ class Shop:
         return Viewer(user_id=(user or self.ada).id, is_admin=admin)
 
 
-def orders_side(
-    kind: str, catalog: FakeCatalog, users: FakeUsers, tmp_path: Path
-) -> Side[OrdersApi]:
+def orders_side(kind: str, catalog: FakeCatalog, tmp_path: Path) -> Side[OrdersApi]:
     if kind == "fake":
-        return fake_side("orders", FakeOrders(catalog, users))
+        return fake_side("orders", FakeOrders(catalog))
     sink = RecordingSink()
     service = wired(
         OrdersService,
@@ -619,7 +617,6 @@ def orders_side(
         db=sqlite(tmp_path, orders_models.Base.metadata),
         events=sink,
         catalog=client(CatalogApi, "catalog", LocalTransport(catalog=catalog)),
-        users=client(UsersApi, "users", LocalTransport(users=users)),
     )
     return real_side("orders", OrdersApi, service, sink)
 
@@ -629,7 +626,7 @@ def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Shop:
     catalog, users = FakeCatalog(), FakeUsers()
     ada, bob = users.add("ada@example.com"), users.add("bob@example.com", name="Bob")
     lamp = catalog.add("Lamp", price_cents=2500, stock=5, currency="GBP")
-    orders = orders_side(request.param, catalog, users, tmp_path)
+    orders = orders_side(request.param, catalog, tmp_path)
     return Shop(orders, catalog, users, ada, bob, lamp)
 
 
@@ -663,15 +660,6 @@ def test_an_unknown_product_is_not_found_and_no_stock_is_a_conflict(shop: Shop) 
         shop.buy(6)
     assert shop.stock() == 5 and shop.catalog.reservations == {}
     assert shop.orders.api.list_orders(shop.ada.id, OrderQuery()).items == []
-    assert shop.orders.events == []
-
-
-def test_an_unknown_user_is_not_found_and_the_stock_goes_back(shop: Shop) -> None:
-    ghost = UserOut(id=99, email="ghost@example.com", name="Ghost", created_at=shop.ada.created_at)
-    with pytest.raises(NotFound, match="user not found"):
-        shop.buy(2, user=ghost)
-    assert shop.stock() == 5
-    assert shop.catalog.released == set(shop.catalog.reservations)  # reserved, then given back
     assert shop.orders.events == []
 
 
@@ -838,9 +826,6 @@ def test_a_reserve_without_an_answer_gives_back_whatever_was_taken(
 def test_order_ref_states_name_stored_orders_with_their_status(shop: Shop) -> None:
     kept, cancelled = shop.buy(), shop.buy()
     refs = list(shop.catalog.reservations)
-    ghost = UserOut(id=99, email="ghost@example.com", name="Ghost", created_at=shop.ada.created_at)
-    with pytest.raises(NotFound):
-        shop.buy(user=ghost)  # reserved, then released: no order holds it
     shop.orders.api.cancel_order(cancelled.id, shop.viewer())
     move_to(shop, kept, "shipped")
     asked = OrderRefs(refs=[*shop.catalog.reservations, "never-reserved"])
@@ -1510,7 +1495,7 @@ def test_fakes_answer_through_the_wire() -> None:
     transport = LocalTransport(
         catalog=catalog,
         users=users,
-        orders=FakeOrders(catalog, users),
+        orders=FakeOrders(catalog),
         notifications=notifications,
     )
     ada = client(UsersApi, "users", transport).register(

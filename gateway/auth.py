@@ -33,6 +33,7 @@ from contracts.users import UserOut
 from gateway import deps
 from gateway.errors import register_jwt_loaders
 from gateway.schemas import TokenPair
+from gateway.verified_tokens import CachingJWTManager
 
 USED_KEY = "jwt:used:{jti}"
 REVOKED_KEY = "jwt:revoked:{jti}"
@@ -117,7 +118,7 @@ def current_user_teaches() -> bool:
 
 def init_jwt(app: Flask) -> JWTManager:
     """Bind flask-jwt-extended to ``app`` with our blocklist and error format."""
-    jwt = JWTManager(app)
+    jwt = CachingJWTManager(app)
     register_jwt_loaders(jwt)
     jwt.token_in_blocklist_loader(lambda _header, claims: is_revoked(deps.redis(), claims))
     return jwt

@@ -64,8 +64,11 @@ class ResponseCache:
         """Make every stored or in-flight entry of (kind, key) stale; never raises."""
         try:
             # The generation outlives any entry stored under the old one (TTL + a slow load).
-            self.redis.set(generation_key(kind, key), uuid.uuid4().hex, ex=2 * TTLS[kind])
-            self.redis.delete(value_key(kind, key))
+            # One round trip: the new generation alone already makes the entry stale.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(generation_key(kind, key), uuid.uuid4().hex, ex=2 * TTLS[kind])
+            pipe.delete(value_key(kind, key))
+            pipe.execute()
         except RedisError as exc:
             log.error("cache invalidation of %s failed: %r", value_key(kind, key), exc)
 

@@ -81,14 +81,14 @@ def _reserve(sessions: sessionmaker, events: EventSink, request: ReserveRequest)
 def reserve_stock(
     sessions: sessionmaker, events: EventSink, request: ReserveRequest
 ) -> ReservationOut:
-    """Take stock for one order; a repeated ``order_ref`` returns its reservation untouched."""
-    existing = _find(sessions, request.order_ref)
-    if existing is not None:
-        return _existing(existing, request)
+    """Take stock for one order; a repeated ``order_ref`` returns its reservation untouched.
+
+    The first attempt is the common case, so it goes straight to the reservation; only a
+    failure asks whether the ref was reserved before (a retry, or a concurrent call that
+    committed first: either way ours rolled back and changed nothing)."""
     try:
         return _reserve(sessions, events, request)
-    except IntegrityError:
-        # A concurrent call with the same order_ref committed first; ours rolled back.
+    except (IntegrityError, Conflict, NotFound):
         existing = _find(sessions, request.order_ref)
         if existing is None:
             raise

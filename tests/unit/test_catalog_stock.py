@@ -89,6 +89,14 @@ def test_reserve_is_idempotent_by_order_ref(sessions, lamp) -> None:
     assert sink.events == []
 
 
+def test_a_retry_after_the_stock_ran_out_still_returns_its_reservation(sessions, lamp) -> None:
+    first = stock.reserve_stock(sessions, RecordingSink(), reserve(lamp.id, 3))
+    assert stock_of(sessions, lamp.id) == 0
+    sink = RecordingSink()
+    assert stock.reserve_stock(sessions, sink, reserve(lamp.id, 3)) == first
+    assert stock_of(sessions, lamp.id) == 0 and sink.events == []
+
+
 def test_an_order_ref_cannot_reserve_other_stock(sessions, lamp) -> None:
     stock.reserve_stock(sessions, RecordingSink(), reserve(lamp.id, 1))
     with pytest.raises(Conflict):

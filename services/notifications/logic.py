@@ -23,7 +23,8 @@ from contracts.notifications import (
     NotificationPage,
     OrderNotificationsRequest,
 )
-from contracts.users import UserOut
+from services.notifications import recipients
+from services.notifications.recipients import Addressee
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class Outlets:
 
 
 def prepare(db: Database) -> None:
-    """Indexes: one document per (event, recipient); a user's list and an order's, newest first."""
+    """Indexes: one document per (event, recipient); a user's list and an order's, newest first;
+    the read model of recipients (:mod:`services.notifications.recipients`)."""
     collection = db[COLLECTION]
     existing = {index["name"] for index in collection.list_indexes()}
     for name in LEGACY_INDEXES:
@@ -61,6 +63,7 @@ def prepare(db: Database) -> None:
     collection.create_index("event_id")
     collection.create_index([("userId", ASCENDING), ("createdAt", DESCENDING)])
     collection.create_index([("orderId", ASCENDING), ("createdAt", DESCENDING)])
+    recipients.prepare(db)
 
 
 def notification_key(event: Event, user_id: int) -> str:
@@ -68,7 +71,7 @@ def notification_key(event: Event, user_id: int) -> str:
     return f"{event.event_id}-{user_id}"
 
 
-def compose(event: Event, user: UserOut, title: str, body: str, **extra: Any) -> dict[str, Any]:
+def compose(event: Event, user: Addressee, title: str, body: str, **extra: Any) -> dict[str, Any]:
     """A notification document for ``user``, with its e-mail."""
     return {
         "type": event.type,
@@ -94,25 +97,48 @@ def record(db: Database, outlets: Outlets, event: Event, doc: dict[str, Any]) ->
     between raises, so the event is retried and finishes what is missing: the stream is
     at-least-once (a client tells a repeat by the notification's id). Only plain inserts,
     finds and ``$set`` are used, which every MongoDB-wire server we support implements.
+    The first delivery, the common case, costs two operations: the insert and one ``$set``.
     """
     key = notification_key(event, doc["userId"])
-    fields = {"key": key, "event_id": str(event.event_id), "createdAt": datetime.now(UTC)}
-    flags = {"streamed": False, "emailQueued": False, "emailSent": False}
+    fields = {"key": key, "event_id": str(event.event_id), "createdAt": _stored_now()}
+    stored: dict[str, Any] | None = {
+        **doc,
+        **fields,
+        "streamed": False,
+        "emailQueued": False,
+        "emailSent": False,
+    }
     try:
-        db[COLLECTION].insert_one({**doc, **fields, **flags})
+        db[COLLECTION].insert_one(stored)  # sets stored["_id"]
         log.info("notification stored", extra={"key": key, "type": event.type})
     except DuplicateKeyError:
         log.info("notification already stored", extra={"key": key})
-    stored = db[COLLECTION].find_one({"key": key})
+        stored = db[COLLECTION].find_one({"key": key})
     if stored is None:
         raise LookupError(f"notification {key} vanished after insert")
+    _pass_on(db, outlets, key, stored)
+    return dict(stored)
+
+
+def _stored_now() -> datetime:
+    """Now, as MongoDB will give it back (milliseconds): the streamed copy, made from the
+    document before it is read again, must equal what the API reads later."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _pass_on(db: Database, outlets: Outlets, key: str, stored: dict[str, Any]) -> None:
+    """Stream and queue what was not yet; then mark both at once."""
+    done: dict[str, bool] = {}
     if not stored.get("streamed"):
         outlets.streams.append(to_out(stored))
-        db[COLLECTION].update_one({"_id": stored["_id"]}, {"$set": {"streamed": True}})
+        done["streamed"] = True
     if stored.get("email") and not stored.get("emailQueued"):
         outlets.tasks.send(EMAIL_QUEUE, SEND_EMAIL_ACTOR, key)
-        db[COLLECTION].update_one({"_id": stored["_id"]}, {"$set": {"emailQueued": True}})
-    return dict(stored)
+        done["emailQueued"] = True
+    if done:
+        db[COLLECTION].update_one({"_id": stored["_id"]}, {"$set": done})
+        stored.update(done)
 
 
 def email_status(doc: dict[str, Any]) -> EmailStatus | None:

@@ -22,7 +22,7 @@ from mesh.providers import CorrelationContext, Mongo
 from mesh.rpc import ServiceClient
 from mesh.tasks import TaskQueue
 from mesh.typed import expose
-from services.notifications import logic, messages
+from services.notifications import logic, messages, recipients
 from services.notifications.streams import NotificationStreams
 
 
@@ -50,19 +50,20 @@ class NotificationsService:
     @handle_event(UserRegistered)
     def on_user_registered(self, body: Any) -> None:
         event = parse_event(UserRegistered, body)
-        user = self.users.get_user(event.user_id)
+        # Usually a miss: the user is looked up once here and kept for every later event.
+        user = recipients.recipient(self.mongo, self.users, event.user_id)
         logic.record(self.mongo, self.outlets, event, messages.welcome(event, user))
 
     @handle_event(OrderCreated)
     def on_order_created(self, body: Any) -> None:
         event = parse_event(OrderCreated, body)
-        user = self.users.get_user(event.user_id)
+        user = recipients.recipient(self.mongo, self.users, event.user_id)
         logic.record(self.mongo, self.outlets, event, messages.order_placed(event, user))
 
     @handle_event(OrderStatusChanged)
     def on_order_status_changed(self, body: Any) -> None:
         event = parse_event(OrderStatusChanged, body)
-        user = self.users.get_user(event.user_id)
+        user = recipients.recipient(self.mongo, self.users, event.user_id)
         logic.record(self.mongo, self.outlets, event, messages.order_status(event, user))
 
     @handle_event(ProductUpdated)
@@ -74,14 +75,14 @@ class NotificationsService:
     def on_enrollment_created(self, body: Any) -> None:
         event = parse_event(EnrollmentCreated, body)
         course = self.courses.get_course(event.course_id, Viewer(user_id=event.user_id))
-        user = self.users.get_user(event.user_id)
+        user = recipients.recipient(self.mongo, self.users, event.user_id)
         logic.record(self.mongo, self.outlets, event, messages.course_welcome(event, course, user))
 
     @handle_event(CoursePublished)
     def on_course_published(self, body: Any) -> None:
         event = parse_event(CoursePublished, body)
         course = self.courses.get_course(event.course_id, Viewer(user_id=event.instructor_id))
-        user = self.users.get_user(event.instructor_id)
+        user = recipients.recipient(self.mongo, self.users, event.instructor_id)
         logic.record(
             self.mongo, self.outlets, event, messages.course_published(event, course, user)
         )

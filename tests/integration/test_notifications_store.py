@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
 from contracts.catalog import FieldChange, ProductUpdated
@@ -19,6 +20,7 @@ from contracts.notifications import (
     EMAIL_QUEUE,
     SEND_EMAIL_ACTOR,
     ListRequest,
+    NotificationOut,
     OrderNotificationsRequest,
 )
 from contracts.orders import OrderCreated, OrderStatusChanged
@@ -199,3 +201,51 @@ def test_a_lapsed_lease_is_taken_over(db: Database, settings: Settings) -> None:
     lapsed = datetime.now(UTC) - timedelta(seconds=1)
     db[logic.COLLECTION].update_one({"key": key}, {"$set": {"emailLease": lapsed}})
     assert actors.deliver_email(db, settings, key) is True
+
+
+class CountingCommands(monitoring.CommandListener):
+    """The MongoDB commands a client sent, by name (pymongo's command monitoring)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class KeptStreams:
+    def __init__(self) -> None:
+        self.appended: list[NotificationOut] = []
+
+    def append(self, notification: NotificationOut) -> str:
+        self.appended.append(notification)
+        return "0-1"
+
+
+def test_a_first_delivery_costs_an_insert_and_one_update(settings: Settings) -> None:
+    commands = CountingCommands()
+    client = MongoClient(
+        settings.mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True, event_listeners=[commands]
+    )
+    db = client[settings.mongo_db]
+    logic.prepare(db)
+    streams, tasks = KeptStreams(), RecordingTasks()
+    event = OrderCreated(order_id=77, user_id=5, product_id=1, quantity=1)
+    commands.names.clear()
+    logic.record(db, logic.Outlets(tasks, streams), event, messages.order_placed(event, USER))
+    assert commands.names == ["insert", "update"]
+    assert len(tasks.sent) == 1
+    [streamed] = streams.appended  # the streamed copy is what the API reads back
+    [listed] = logic.list_for_user(db, ListRequest(user_id=5, limit=50)).items[:1]
+    assert streamed == listed.model_copy(update={"email_status": streamed.email_status})
+    again = logic.record(
+        db, logic.Outlets(tasks, streams), event, messages.order_placed(event, USER)
+    )
+    assert again["streamed"] and again["emailQueued"]
+    assert len(streams.appended) == 1 and len(tasks.sent) == 1

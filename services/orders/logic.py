@@ -136,12 +136,18 @@ def _placed(
     sessions: sessionmaker, user_id: int, key: str | None, request: OrderCreate
 ) -> Order | None:
     """The order this user already placed with this Idempotency-Key, if any."""
+    with sessions() as session:
+        return _placed_in(session, user_id, key, request)
+
+
+def _placed_in(
+    session: Session, user_id: int, key: str | None, request: OrderCreate
+) -> Order | None:
     if key is None:
         return None
-    with sessions() as session:
-        order = session.scalar(
-            select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
-        )
+    order = session.scalar(
+        select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+    )
     if order is not None and (order.product_id, order.quantity) != (
         request.product_id,
         request.quantity,
@@ -176,10 +182,16 @@ def _free_slot(session: Session, user_id: int, max_pending: int) -> int:
     return free
 
 
-def _check_pending_cap(sessions: sessionmaker, user_id: int, max_pending: int) -> None:
-    """Conflict before any stock is taken if the user has no pending-order slot free."""
+def _placed_or_room(
+    sessions: sessionmaker, user_id: int, key: str | None, request: OrderCreate, max_pending: int
+) -> Order | None:
+    """The order placed with this key before; else None, or a Conflict before any stock is
+    taken if the user has no pending-order slot free. One session for both questions."""
     with sessions() as session:
-        _free_slot(session, user_id, max_pending)
+        placed = _placed_in(session, user_id, key, request)
+        if placed is None:
+            _free_slot(session, user_id, max_pending)
+        return placed
 
 
 def _store_in_a_slot(
@@ -223,9 +235,8 @@ def create_order(
     A user with ``max_pending`` orders awaiting payment gets a Conflict: checked before any
     stock is taken, and held by the database when orders are placed at once (pending slots).
     """
-    if (placed := _placed(sessions, user_id, key, request)) is not None:
+    if (placed := _placed_or_room(sessions, user_id, key, request, max_pending)) is not None:
         return to_out(placed)
-    _check_pending_cap(sessions, user_id, max_pending)
     order_ref = uuid.uuid4().hex
     reservation = _reserve(catalog, request, order_ref)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table
@@ -32,20 +33,22 @@ def add(
     """Add ``amounts`` to the counters of the row of ``model`` named by ``keys``."""
     table = model.__table__
     assert isinstance(table, Table)
-    values = {**keys, **amounts}
-    increments = {name: table.c[name] + amount for name, amount in amounts.items()}
-    session.execute(_upsert(session.get_bind().dialect.name, table, values, list(keys), increments))
+    dialect = session.get_bind().dialect.name
+    statement = _upsert(dialect, table, tuple(keys), tuple(amounts))
+    session.execute(statement, {**keys, **amounts})
 
 
-def _upsert(
-    dialect: str, table: Table, values: dict[str, Any], keys: list[str], set_: dict[str, Any]
-) -> Insert:
-    if dialect == "postgresql":
-        pg = postgresql.insert(table).values(values)
-        return pg.on_conflict_do_update(index_elements=keys, set_=set_)
-    if dialect == "sqlite":
-        lite = sqlite.insert(table).values(values)
-        return lite.on_conflict_do_update(index_elements=keys, set_=set_)
+@lru_cache(maxsize=256)
+def _upsert(dialect: str, table: Table, keys: tuple[str, ...], amounts: tuple[str, ...]) -> Insert:
+    """The upsert of one (table, keys, counters) shape, built once: the values are bound at
+    execution, and each counter adds the value the insert would have written."""
+    if dialect in {"postgresql", "sqlite"}:
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        added = {name: table.c[name] + insert.excluded[name] for name in amounts}
+        return insert.on_conflict_do_update(index_elements=list(keys), set_=added)
     if dialect in {"mysql", "mariadb"}:
-        return mysql.insert(table).values(values).on_duplicate_key_update(set_)
+        mine = mysql.insert(table)
+        return mine.on_duplicate_key_update(
+            {name: table.c[name] + mine.inserted[name] for name in amounts}
+        )
     raise NotImplementedError(f"no upsert for the {dialect} dialect")

@@ -94,7 +94,7 @@ def _store(
     with sessions() as session, session.begin():
         now = utcnow()
         order = Order(
-            pending_slot=_free_slot(session, user_id, max_pending),
+            pending_slot=_free_slot(session, user_id, max_pending) if max_pending else None,
             user_id=user_id,
             product_id=reservation.product_id,
             quantity=reservation.quantity,
@@ -189,7 +189,7 @@ def _placed_or_room(
     taken if the user has no pending-order slot free. One session for both questions."""
     with sessions() as session:
         placed = _placed_in(session, user_id, key, request)
-        if placed is None:
+        if placed is None and max_pending:
             _free_slot(session, user_id, max_pending)
         return placed
 
@@ -234,6 +234,7 @@ def create_order(
     returns the order the first attempt placed.
     A user with ``max_pending`` orders awaiting payment gets a Conflict: checked before any
     stock is taken, and held by the database when orders are placed at once (pending slots).
+    ``max_pending`` 0 is no cap: no slot is taken.
     """
     if (placed := _placed_or_room(sessions, user_id, key, request, max_pending)) is not None:
         return to_out(placed)

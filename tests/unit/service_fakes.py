@@ -212,8 +212,17 @@ def providers(cls: type[Any]) -> set[str]:
     }
 
 
+def injects(provider: DependencyProvider) -> bool:
+    """Whether a worker gets something from ``provider`` (not so for one that only hooks
+    the worker's lifecycle, as ``ServiceMetrics`` does: nameko gives the worker None)."""
+    return type(provider).get_dependency is not DependencyProvider.get_dependency
+
+
 def wired(cls: type[S], **dependencies: Any) -> S:
-    """An instance of a nameko service class, every dependency given by hand (no container)."""
+    """An instance of a nameko service class, every dependency given by hand (no container);
+    a provider that injects nothing is None unless given."""
+    hooks_only = {name for name in providers(cls) if not injects(getattr(cls, name))}
+    dependencies = {**dict.fromkeys(hooks_only), **dependencies}
     missing = providers(cls) - dependencies.keys()
     assert not missing, f"{cls.__name__} needs {sorted(missing)}"
     service = cls()
@@ -530,7 +539,7 @@ class FakeOrders(OrdersApi):
         if (placed := self._placed(user_id, idempotency_key, order)) is not None:
             return placed
         pending = sum(o.user_id == user_id and o.status == "pending" for o in self.orders.values())
-        if pending >= self.max_pending:
+        if self.max_pending and pending >= self.max_pending:
             raise Conflict(f"you have {pending} orders awaiting payment, the most allowed")
         order_ref = uuid.uuid4().hex
         reservation = self._reserve(order, order_ref)

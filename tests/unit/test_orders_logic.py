@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.base import Event, Viewer
@@ -391,6 +392,16 @@ def test_past_the_pending_cap_nothing_is_reserved(sessions, catalog, buy) -> Non
         logic.create_order(sessions, RecordingSink(), catalog, ADA, request, max_pending=2)
     assert catalog.stock() == 48 and len(catalog.reservations) == 2
     logic.create_order(sessions, RecordingSink(), catalog, BOB, request, max_pending=2)
+
+
+def test_with_no_cap_orders_take_no_pending_slot(sessions, catalog) -> None:
+    catalog.products[LAMP]["stock"] = 50
+    request = OrderCreate(product_id=LAMP, quantity=1)
+    for _ in range(12):
+        logic.create_order(sessions, RecordingSink(), catalog, ADA, request, max_pending=0)
+    with sessions() as session:
+        slots = session.scalars(select(Order.pending_slot)).all()
+    assert slots == [None] * 12
 
 
 def test_a_retry_with_the_same_idempotency_key_returns_the_first_order(

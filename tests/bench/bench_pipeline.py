@@ -27,7 +27,7 @@ from mesh.chunking import chunk_sections
 from mesh.documents import Kind, extract
 from mesh.embedding import LocalEmbedder
 from mesh.settings import get_settings
-from tests.bench.bench_orders import run_clients
+from tests.bench.common import run_clients
 
 PASSWORD = "bench-password-42"
 TOPICS = (

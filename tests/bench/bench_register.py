@@ -9,6 +9,7 @@ import argparse
 import statistics
 import time
 import uuid
+from typing import Any
 
 import requests
 from pymongo import MongoClient
@@ -62,7 +63,9 @@ def main() -> None:
     settings = get_settings()
     base = settings.gateway_url
     session = requests.Session()
-    mongo = MongoClient(settings.mongo_uri, serverSelectionTimeoutMS=5000)
+    mongo: MongoClient[dict[str, Any]] = MongoClient(
+        settings.mongo_uri, serverSelectionTimeoutMS=5000
+    )
     register(session, base)  # warm-up
     latencies = [register(session, base)[0] for _ in range(args.requests)]
     db = settings.mongo_db

@@ -4,7 +4,7 @@ Run with ``make soak`` against a mesh started with raised limits (``make run BEN
 measures the highest order rate briefly (closed loop, ``--clients`` clients), unless ``RATE``
 (orders per second) is given, then places orders at half of it for ``SOAK_SECONDS`` (600);
 an administrator marks each order paid, as a shopper may hold only a few unpaid ones.
-It prints the errors and, for every mesh program (found with ``supervisorctl pid``), the
+It prints the errors and, for every mesh program (found with ``supervisorctl status``), the
 resident memory of its process tree at the start and at the end. Exit status 1 when any request
 failed, an event was dead-lettered, or a program's memory grew by 10 % or more.
 """
@@ -13,93 +13,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from mesh import dead_letters
 from mesh.cli import create_admin
 from mesh.settings import get_settings
-from tests.bench.bench_orders import PASSWORD, Client, login, prepare, wait_until_quiet
 from tests.bench.bench_register import percentile
+from tests.bench.common import PASSWORD, Client, login, prepare, wait_until_quiet
+from tests.bench.procs import memory
 
-ROOT = Path(__file__).resolve().parents[2]
-PROGRAMS = [
-    "mongo",
-    "users",
-    "catalog",
-    "orders",
-    "notifications",
-    "courses",
-    "content",
-    "assistant",
-    "analytics",
-    "workers",
-    "mirror",
-    "gateway",
-]
 MAX_GROWTH = 0.10
 IDLE_SECONDS = 2.0
-
-
-# ----------------------------------------------------------------- memory
-
-
-def program_pid(program: str) -> int | None:
-    """The pid supervisord holds for ``program`` (None when it does not run)."""
-    done = subprocess.run(
-        [
-            str(ROOT / ".venv/bin/supervisorctl"),
-            "-c",
-            str(ROOT / "supervisord.conf"),
-            "pid",
-            program,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    text = done.stdout.strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and every descendant (gunicorn's and dramatiq's workers)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            found.extend(tree(int(child)))
-    return found
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def memory() -> dict[str, int]:
-    """KiB resident per running program (its whole process tree)."""
-    sizes = {}
-    for program in PROGRAMS:
-        pid = program_pid(program)
-        if pid is not None:
-            sizes[program] = sum(rss_kib(p) for p in tree(pid))
-    return sizes
 
 
 # ----------------------------------------------------------------- load
@@ -209,9 +138,7 @@ def print_memory(before: dict[str, int], after: dict[str, int]) -> list[str]:
     """Print the table; the programs that grew by MAX_GROWTH or more."""
     grew = []
     print(f"{'program':14s} {'start MiB':>10s} {'end MiB':>10s} {'growth':>8s}")
-    for program in PROGRAMS:
-        if program not in before:
-            continue
+    for program in before:
         start, end = before[program], after.get(program, 0)
         growth = (end - start) / start if start else 0.0
         print(f"{program:14s} {start / 1024:10.1f} {end / 1024:10.1f} {growth:8.1%}")

@@ -31,11 +31,16 @@ export ORDER_MAX_PENDING_PER_USER := 0
 endif
 GATEWAY_HOST ?= 127.0.0.1
 GATEWAY_PORT ?= 8000
+# Processes of each service and of the workers (README, "Scaling out"); above 1, supervisord
+# includes supervisord.d/replicas.conf, which numbers their names (users:users-0) and logs.
+MESH_REPLICAS ?= 1
+MESH_LAYOUT := $(if $(filter 1,$(MESH_REPLICAS)),single,replicas)
 READY_TIMEOUT ?= 120
 PYTEST_ARGS ?=
 
 # supervisord.conf reads these as %(ENV_...)s; the mesh processes read them as Settings.
-export MESH_VAR_DIR MESH_EMBEDDED_MONGO MONGO_EMBEDDED_PORT GATEWAY_HOST GATEWAY_PORT
+export MESH_VAR_DIR MESH_EMBEDDED_MONGO MONGO_EMBEDDED_PORT GATEWAY_HOST GATEWAY_PORT \
+       MESH_REPLICAS MESH_LAYOUT
 
 SUPERVISORD := $(VENV)/bin/supervisord -c $(CURDIR)/supervisord.conf
 SUPERVISORCTL := $(VENV)/bin/supervisorctl -c $(CURDIR)/supervisord.conf
@@ -47,6 +52,7 @@ GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
 help:
 	@echo "make run        start the mesh (supervisord) and wait until it is ready"
+	@echo "make run MESH_REPLICAS=2   two processes of each service and of the workers"
 	@echo "make test       ruff + mypy + pytest (unit, integration, e2e)"
 	@echo "make stop       stop every process (supervisorctl shutdown)"
 	@echo "make status     supervisorctl status"
@@ -105,11 +111,12 @@ dirs:
 	@mkdir -p $(MESH_VAR_DIR)/log $(MESH_VAR_DIR)/run $(MESH_VAR_DIR)/mongo $(MESH_VAR_DIR)/mail
 
 run: install dirs
+	@[[ "$(MESH_REPLICAS)" =~ ^[1-9][0-9]*$$ ]] || { echo "MESH_REPLICAS=$(MESH_REPLICAS): a whole number from 1"; exit 1; }
 	@$(VENV)/bin/mesh check-services
 	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
 		echo "supervisord is already running: applying supervisord.conf changes"; \
 		$(SUPERVISORCTL) update; \
-		$(SUPERVISORCTL) start $(PROGRAMS); \
+		$(SUPERVISORCTL) start $(addsuffix :*,$(PROGRAMS)); \
 	else \
 		echo "starting supervisord (logs in $(MESH_VAR_DIR)/log)"; \
 		$(SUPERVISORD); \
@@ -211,9 +218,10 @@ faults: install
 
 # Figures against the running mesh; it sends thousands of requests from one address, so
 # start the mesh with the limits raised:  make stop; make run BENCH=1; make bench
+# The order rows need wrk (apt-get install wrk). BENCH_ARGS="--check" exits 1 on a missed goal.
 bench: install
 	$(PY) -m tests.bench.bench_register
-	$(PY) -m tests.bench.bench_orders
+	$(PY) -m tests.bench.bench_orders $(BENCH_ARGS)
 
 # Publishes a generated 100-page course and compares the pipeline with a raw model.encode.
 bench-pipeline: install

@@ -16,7 +16,7 @@ from gateway.deps import Deps, Services, install
 from gateway.errors import register_error_handlers
 from gateway.http import ConversationIdConverter, IdConverter, JobIdConverter, trust_proxies
 from gateway.limits import apply_limits, init_limiter
-from gateway.metrics import init_metrics
+from gateway.metrics import init_dead_letters, init_metrics
 from gateway.middleware import init_middleware
 from gateway.routes import (
     assistant,
@@ -35,6 +35,7 @@ from gateway.routes import (
     wishlist,
 )
 from gateway.rpc_pool import RpcClient, RpcPool
+from mesh import tracing
 from mesh.logging import configure_logging
 from mesh.settings import Settings, get_settings
 
@@ -82,6 +83,8 @@ def settings_config(settings: Settings) -> dict[str, Any]:
         "SSE_POLL_SECONDS": 1.0,
         "READY_TIMEOUT": 2.0,
         "READY_CACHE_SECONDS": 2.0,
+        "AMQP_URI": settings.amqp_uri,  # the dead-letter gauge of /metrics reads its queues
+        "DEAD_LETTERS_CACHE_SECONDS": 5.0,
     }
 
 
@@ -116,6 +119,7 @@ def create_app(
     app.config.from_mapping(test_config or {})
     if not app.testing:
         configure_logging(settings.log_level)
+        tracing.setup("gateway", settings)
     trust_proxies(app)
     init_middleware(app)
     init_cors(app)
@@ -130,6 +134,7 @@ def create_app(
         app.register_blueprint(blueprint)
     apply_limits(app, limiter)
     health.init_ready(app)
+    init_dead_letters(app)
     rpc = rpc if rpc is not None else build_rpc(settings)
     install(
         app,

@@ -1,4 +1,4 @@
-"""Per-request hooks: correlation id, body size, a JSON access line."""
+"""Per-request hooks: correlation id, trace span, body size, a JSON access line."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import Flask, Response, current_app, g, request
 
 from gateway.api import MULTIPART, spec_of
 from gateway.http import too_large
+from mesh import tracing
 from mesh.context import get_correlation_id, new_correlation_id, set_correlation_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -26,6 +27,20 @@ def request_id() -> str:
 def bind_correlation_id() -> None:
     set_correlation_id(request_id())
     g.request_started = time.perf_counter()
+    if tracing.enabled():
+        g.trace = _open_request_span()
+
+
+def _open_request_span() -> tracing.Scope | None:
+    """The request's span: a child of the client's ``traceparent`` header, if it sent one."""
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    attributes = {
+        "http.request.method": request.method,
+        "http.route": route,
+        "mesh.correlation_id": get_correlation_id() or "",
+    }
+    parent = request.headers.get(tracing.TRACEPARENT)
+    return tracing.open_span(f"{request.method} {route}", "server", parent, attributes)
 
 
 def body_limit() -> int | None:
@@ -50,6 +65,7 @@ def finish(response: Response) -> Response:
     correlation_id = get_correlation_id()
     if correlation_id:
         response.headers[REQUEST_ID_HEADER] = correlation_id
+    tracing.tag("http.response.status_code", response.status_code, response.status_code >= 500)
     started = g.get("request_started", time.perf_counter())
     log.info(
         "%s %s %s",
@@ -66,8 +82,10 @@ def finish(response: Response) -> Response:
     return response
 
 
-def forget_correlation_id(_exc: BaseException | None = None) -> None:
+def forget_correlation_id(exc: BaseException | None = None) -> None:
     set_correlation_id(None)
+    if tracing.enabled():
+        tracing.close_span(g.pop("trace", None), exc)
 
 
 def init_middleware(app: Flask) -> None:

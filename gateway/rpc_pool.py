@@ -33,6 +33,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from contracts.errors import Unavailable
 from gateway.bulkhead import Bulkheads, NoAnswer
+from mesh import tracing
 from mesh.context import CORRELATION_KEY, get_correlation_id
 from mesh.errors import register_remote_errors
 
@@ -142,11 +143,12 @@ class RpcPool(RpcClient):
     ) -> Any:
         if self._closed:
             raise Unavailable("the RPC client is closed")
-        return self.bulkheads.call(
-            service,
-            lambda: self._call_in_slot(timeout, service, method, args, kwargs),
-            probe=method == PING,
-        )
+        with tracing.span(f"{service}.{method}", "client"):
+            return self.bulkheads.call(
+                service,
+                lambda: self._call_in_slot(timeout, service, method, args, kwargs),
+                probe=method == PING,
+            )
 
     def close(self) -> None:
         self._closed = True
@@ -217,10 +219,12 @@ class RpcPool(RpcClient):
 
 
 def _set_correlation(runner: ClusterRpcProxy) -> None:
-    """Send the request's correlation id as the ``nameko.correlation_id`` header."""
+    """Send the request's correlation id as the ``nameko.correlation_id`` header (and, tracing
+    on, the call's span as ``nameko.traceparent``)."""
     data = runner._worker_ctx.data
     correlation_id = get_correlation_id()
     if correlation_id:
         data[CORRELATION_KEY] = correlation_id
     else:
         data.pop(CORRELATION_KEY, None)
+    tracing.inject(data)

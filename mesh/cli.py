@@ -205,6 +205,17 @@ def watch_job(settings: Settings, job_id: str, interval: float) -> int:
     return 0
 
 
+def metrics_serve(settings: Settings, host: str, port: int) -> int:
+    """Serve the metrics files of this machine's processes (a machine with no gateway)."""
+    from mesh.metrics import metrics_dir, serve_textfiles
+
+    folder = metrics_dir(settings.mesh_var_dir)
+    server, thread = serve_textfiles(folder, host, port)
+    print(f"serving {folder} on http://{host}:{server.server_port}/metrics", flush=True)
+    thread.join()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mesh", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("action", choices=["watch"])
     jobs.add_argument("job_id")
     jobs.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    serve = commands.add_parser(
+        "metrics-serve", help="serve this machine's metrics files (where no gateway runs)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=9464)
     return parser
 
 
@@ -247,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dlq": lambda: dlq(settings, args.action, args.queue),
         "jobs": lambda: watch_job(settings, args.job_id, args.interval),
         "reap": lambda: reap(settings, args.grace),
+        "metrics-serve": lambda: metrics_serve(settings, args.host, args.port),
     }
     return commands[args.command]()
 

@@ -31,9 +31,9 @@ def replayable_queues() -> list[str]:
     return [*topology.all_handler_queue_names(), topology.MIRROR_QUEUE, *DRAMATIQ_QUEUES]
 
 
-def counts(amqp_uri: str) -> dict[str, int]:
+def counts(amqp_uri: str, connect_timeout: float | None = None) -> dict[str, int]:
     """Dead letters waiting per queue they came from (a queue not declared yet counts 0)."""
-    with Connection(amqp_uri) as connection:
+    with Connection(amqp_uri, connect_timeout=connect_timeout) as connection:
         return {
             name: waiting_messages(connection, dead_letter_queue(name)) or 0
             for name in replayable_queues()

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from contracts.base import Event
-from mesh import topology
+from mesh import topology, tracing
 from mesh.context import CORRELATION_KEY, get_correlation_id
 from mesh.faults import Faults
 from mesh.metrics import TextfileWriter
@@ -57,6 +57,10 @@ PRUNE_SECONDS = 300.0  # how often it deletes published rows past OUTBOX_RETENTI
 
 PublishFn = Callable[[Row[Any]], None]
 FailureFn = Callable[[Row[Any], Exception], None]
+
+
+RELAY_BATCH = 100
+"""Rows one relay pass publishes at most."""
 
 
 class EventSink(Protocol):
@@ -76,6 +80,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("source", String(50), nullable=False),
         Column("payload", Text, nullable=False),
         Column("correlation_id", String(64)),
+        Column("traceparent", String(55)),  # W3C, with tracing on (mesh.tracing)
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), index=True),
         Column("attempts", Integer, nullable=False, default=0),
@@ -92,6 +97,7 @@ def add_event(session: Session, table: Table, event: Event) -> None:
             source=event.source,
             payload=json.dumps(event.to_wire()),
             correlation_id=get_correlation_id(),
+            traceparent=tracing.traceparent(),
             created_at=datetime.now(UTC),
             attempts=0,
         )
@@ -102,7 +108,7 @@ def publish_pending(
     sessions: sessionmaker,
     table: Table,
     publish: PublishFn,
-    limit: int = 100,
+    limit: int = RELAY_BATCH,
     on_failure: FailureFn | None = None,
 ) -> int:
     """Publish unpublished rows oldest first; return how many were published.
@@ -278,16 +284,18 @@ class AmqpEventPublisher:
         self.publisher = Publisher(amqp_uri, use_confirms=True, mandatory=True)
 
     def __call__(self, row: Row[Any]) -> None:
-        headers = {"nameko.call_id_stack": [f"outbox.{row.event_id}"]}
+        headers: dict[str, Any] = {"nameko.call_id_stack": [f"outbox.{row.event_id}"]}
         if row.correlation_id:
             headers[f"nameko.{CORRELATION_KEY}"] = row.correlation_id
-        self.publisher.publish(
-            json.loads(row.payload),
-            exchange=topology.event_exchange(row.source),
-            routing_key=row.event_type,
-            extra_headers=headers,
-            message_id=row.event_id,
-        )
+        with tracing.span(f"publish {row.event_type}", "producer", row.traceparent):
+            tracing.inject(headers, f"nameko.{tracing.TRACEPARENT}")
+            self.publisher.publish(
+                json.loads(row.payload),
+                exchange=topology.event_exchange(row.source),
+                routing_key=row.event_type,
+                extra_headers=headers,
+                message_id=row.event_id,
+            )
 
 
 class OutboxHandle:
@@ -356,8 +364,12 @@ class Outbox(DependencyProvider):
     def _relay(self) -> None:
         while self._running:
             try:
-                while publish_pending(
-                    self.sessions, self.table, self.publish, on_failure=self.monitor.failed
+                # A short pass saw every row there was; a commit since has woken us again.
+                while (
+                    publish_pending(
+                        self.sessions, self.table, self.publish, RELAY_BATCH, self.monitor.failed
+                    )
+                    == RELAY_BATCH
                 ):
                     pass
                 self._upkeep(time.monotonic())

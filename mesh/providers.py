@@ -4,26 +4,61 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import redis
 from nameko.extensions import DependencyProvider
+from nameko.messaging import Consumer
+from nameko.rpc import Rpc
 from pymongo.database import Database
 
+from mesh import tracing
 from mesh.clients import make_mongo, make_redis
 from mesh.context import CORRELATION_KEY, new_correlation_id, set_correlation_id
 from mesh.settings import get_settings
 
 
 class CorrelationContext(DependencyProvider):
-    """Makes the caller's correlation id current for the worker, and passes it on."""
+    """Makes the caller's correlation id current for the worker, and passes it on; with
+    tracing on, also a span per entrypoint, child of the caller's (``mesh.tracing``)."""
+
+    def setup(self) -> None:
+        tracing.setup(self.container.service_name, get_settings())
+        self._spans: WeakKeyDictionary[Any, tracing.Scope | None] = WeakKeyDictionary()
 
     def worker_setup(self, worker_ctx: Any) -> None:
         correlation_id = worker_ctx.data.get(CORRELATION_KEY) or new_correlation_id()
         worker_ctx.data[CORRELATION_KEY] = correlation_id
         set_correlation_id(correlation_id)
+        if tracing.enabled():
+            self._spans[worker_ctx] = _open_span(worker_ctx, correlation_id)
+
+    def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
+        if tracing.enabled():
+            error = exc_info[1] if exc_info else None
+            tracing.close_span(self._spans.pop(worker_ctx, None), error)
 
     def worker_teardown(self, worker_ctx: Any) -> None:
         set_correlation_id(None)
+
+
+def _open_span(worker_ctx: Any, correlation_id: str) -> tracing.Scope | None:
+    """The worker's span, a child of the caller's; it goes on in the worker's context data,
+    which nameko sends with every RPC call and event the worker makes."""
+    entrypoint = worker_ctx.entrypoint
+    kind: tracing.Kind = "internal"  # a timer
+    if isinstance(entrypoint, Rpc):
+        kind = "server"
+    elif isinstance(entrypoint, Consumer):  # an event handler
+        kind = "consumer"
+    scope = tracing.open_span(
+        f"{worker_ctx.service_name}.{entrypoint.method_name}",
+        kind,
+        tracing.extract(worker_ctx.data),
+        {"mesh.correlation_id": correlation_id},
+    )
+    tracing.inject(worker_ctx.data)
+    return scope
 
 
 class Redis(DependencyProvider):

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     outbox_retention_hours: float = Field(24.0, gt=0)
     outbox_prune_batch: int = Field(500, ge=1)
     outbox_stuck_log_seconds: float = Field(60.0, gt=0)
+    # Where a process without a gateway beside it (one per container) serves its metrics
+    # files; unset: none does (the gateway's /metrics shows them). mesh.metrics.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
     reservation_grace_seconds: int = Field(600, ge=60)
     order_pending_ttl_seconds: int = Field(1800, ge=60)  # an unpaid order is cancelled after it
     # More unpaid orders than this: 409. 0: no cap (the benchmarks, which leave orders unpaid).

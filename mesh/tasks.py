@@ -12,23 +12,39 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import Middleware
 from nameko.extensions import DependencyProvider
 
+from mesh import tracing
 from mesh.context import get_correlation_id, set_correlation_id
 from mesh.settings import Settings, get_settings
 
 
 class CorrelationMiddleware(Middleware):
-    """Carries the correlation id in message options, and restores it in the worker."""
+    """Carries the correlation id (and, tracing on, the traceparent) in message options,
+    and restores it in the worker, where a span covers each message."""
+
+    def __init__(self) -> None:
+        self._spans: dict[str, tracing.Scope | None] = {}
 
     def before_enqueue(self, broker: Any, message: dramatiq.Message, delay: Any) -> None:
         correlation_id = get_correlation_id()
         if correlation_id and "correlation_id" not in message.options:
             message.options["correlation_id"] = correlation_id
+        if tracing.TRACEPARENT not in message.options:  # a retry keeps its first parent
+            tracing.inject(message.options)
 
     def before_process_message(self, broker: Any, message: MessageProxy) -> None:
         set_correlation_id(message.options.get("correlation_id"))
+        if tracing.enabled():
+            parent = tracing.extract(message.options)
+            self._spans[message.message_id] = tracing.open_span(
+                message.actor_name, "consumer", parent, {"mesh.queue": message.queue_name}
+            )
 
-    def after_process_message(self, broker: Any, message: Any, **kwargs: Any) -> None:
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
         set_correlation_id(None)
+        if tracing.enabled():
+            tracing.close_span(self._spans.pop(message.message_id, None), exception)
 
     after_skip_message = after_process_message
 

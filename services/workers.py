@@ -11,7 +11,8 @@ from dramatiq.middleware import CurrentMessage
 
 from contracts.courses import PIPELINE_QUEUE, PUBLISH_ACTOR
 from contracts.notifications import EMAIL_QUEUE, SEND_EMAIL_ACTOR
-from mesh import failures, orphans
+from mesh import failures, orphans, tracing
+from mesh.actor_metrics import ActorMetrics
 from mesh.logging import configure_logging
 from mesh.settings import get_settings
 from mesh.tasks import make_broker
@@ -23,8 +24,10 @@ def setup() -> dramatiq.Broker:
     """Configure logging and the broker, and register every service's actors on it."""
     settings = get_settings()
     configure_logging(settings.log_level)
+    tracing.setup("workers", settings)
     broker = make_broker(settings)
     broker.add_middleware(orphans.DieWithMaster())  # no worker outlives a killed master
+    broker.add_middleware(ActorMetrics())  # after Retries: it sees a message's retries so far
     broker.add_middleware(CurrentMessage())  # the publishing job's runner is its message
     publish_course = courses_actors.PublishCourse()
     broker.add_middleware(courses_actors.WarmUp(publish_course))

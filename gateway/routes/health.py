@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api import endpoint
 from gateway.deps import Deps, deps
-from gateway.metrics import exposed_registry
+from gateway.metrics import DEAD_LETTERS_KEY, exposed_registry
 from gateway.schemas import Health, Readiness
 
 bp = Blueprint("health", __name__)
@@ -117,6 +117,5 @@ def _readiness() -> ReadyAnswer:
 @bp.get("/metrics")
 @endpoint("Prometheus metrics", tag="health", media="text/plain")
 def metrics() -> Response:
-    return Response(
-        generate_latest(exposed_registry(deps().metrics)), content_type=CONTENT_TYPE_LATEST
-    )
+    registry = exposed_registry(deps().metrics, current_app.extensions[DEAD_LETTERS_KEY])
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

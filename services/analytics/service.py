@@ -26,6 +26,7 @@ from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered
 from mesh.events import handle_event
 from mesh.providers import CorrelationContext
+from mesh.service_metrics import ServiceMetrics
 from mesh.sql import Database
 from mesh.typed import expose
 from services.analytics import ledger, reports
@@ -37,6 +38,7 @@ class AnalyticsService:
     name = "analytics"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     db = Database("analytics")
 
     @rpc

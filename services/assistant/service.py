@@ -9,6 +9,7 @@ from contracts.base import Id
 from contracts.content import ContentApi
 from mesh.providers import CorrelationContext, Mongo, Redis
 from mesh.rpc import ServiceClient
+from mesh.service_metrics import ServiceMetrics
 from mesh.typed import expose
 from services.assistant import logic, store
 from services.assistant.provider import AssistantSetup
@@ -20,6 +21,7 @@ class AssistantService:
     name = "assistant"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     mongo = Mongo(prepare=store.prepare)
     redis = Redis()
     content = ServiceClient(ContentApi, "content")

@@ -29,6 +29,7 @@ from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
 from mesh.rpc import ServiceClient
+from mesh.service_metrics import ServiceMetrics
 from mesh.settings import get_settings
 from mesh.sql import Database
 from mesh.typed import expose
@@ -42,6 +43,7 @@ class CatalogService:
     name = "catalog"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     db = Database("catalog")
     events = Outbox("catalog", outbox)
     orders = ServiceClient(OrdersApi, "orders")

@@ -7,6 +7,7 @@ from nameko.rpc import rpc
 from contracts.base import Id
 from contracts.content import IndexBatch, Passage, SearchRequest, Version
 from mesh.providers import CorrelationContext
+from mesh.service_metrics import ServiceMetrics
 from mesh.typed import expose
 from services.content import search
 from services.content.provider import SearchIndex
@@ -18,6 +19,7 @@ class ContentService:
     name = "content"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     chunks = SearchIndex()
 
     @rpc

@@ -27,6 +27,7 @@ from contracts.courses import (
 from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext, Redis
+from mesh.service_metrics import ServiceMetrics
 from mesh.sql import Database
 from mesh.tasks import TaskQueue
 from mesh.typed import expose
@@ -43,6 +44,7 @@ class CoursesService:
     name = "courses"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     db = Database("courses")
     events = Outbox("courses", outbox)
     cache = Redis()

@@ -20,6 +20,7 @@ from contracts.users import UserRegistered, UsersApi
 from mesh.events import handle_event
 from mesh.providers import CorrelationContext, Mongo
 from mesh.rpc import ServiceClient
+from mesh.service_metrics import ServiceMetrics
 from mesh.tasks import TaskQueue
 from mesh.typed import expose
 from services.notifications import logic, messages, recipients
@@ -32,6 +33,7 @@ class NotificationsService:
     name = "notifications"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     mongo = Mongo(prepare=logic.prepare)
     tasks = TaskQueue()
     streams = NotificationStreams()

@@ -22,6 +22,7 @@ from contracts.orders import (
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
 from mesh.rpc import ServiceClient
+from mesh.service_metrics import ServiceMetrics
 from mesh.settings import get_settings
 from mesh.sql import Database
 from mesh.typed import expose
@@ -36,6 +37,7 @@ class OrdersService:
     name = "orders"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     db = Database("orders")
     events = Outbox("orders", outbox)
     catalog = ServiceClient(CatalogApi, "catalog")

@@ -9,6 +9,7 @@ from contracts.base import Id
 from contracts.users import Credentials, Email, RegisterRequest, UserIds, UserOut
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext, Redis
+from mesh.service_metrics import ServiceMetrics
 from mesh.sql import Database
 from mesh.typed import expose
 from services.users import logic
@@ -22,6 +23,7 @@ class UsersService:
     name = "users"
 
     context = CorrelationContext()
+    metrics = ServiceMetrics()
     db = Database("users")
     events = Outbox("users", outbox)
     cache = Redis()

@@ -5,8 +5,10 @@ var dir (a temp dir: logs, socket, SQLite, embedded MongoDB data, mail), its own
 (gateway 8123, embedded MongoDB 27127), its own Redis db (14, flushed) and its own RabbitMQ
 vhost (``mesh_e2e``, created afresh), so nothing it does reaches a mesh started by ``make run``.
 Its e-mail goes over SMTP with STARTTLS to ``smtp_server``, which records every message (a
-duplicate shows), with retries short enough to dead-letter within seconds. ``MESH_FAULTS``
-lists the crash points (``FAULTS``); each stays inert until a test arms it (tests/e2e/crash.py).
+duplicate shows), with retries short enough to dead-letter within seconds. Its spans go over
+OTLP/HTTP to ``otlp_receiver``, which records every span (tracing is on, exported within a
+fraction of a second). ``MESH_FAULTS`` lists the crash points (``FAULTS``); each stays inert
+until a test arms it (tests/e2e/crash.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ import requests
 from pymongo import MongoClient
 
 from mesh import orphans
+from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.smtp_server import Received, RecordingSmtpServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +49,19 @@ READY_TIMEOUT = int(os.environ.get("E2E_READY_TIMEOUT", "120"))  # more on a bus
 PASSWORD = "correct-horse-battery-9"  # meets the password policy
 # The crash points the e2e tests may use (mesh.faults); each fires only when a test arms it.
 FAULTS = "notifications.after_effect=pause:120,users.after_commit=crash"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What keeps one e2e mesh apart from another: ports, Redis db, RabbitMQ vhost."""
+
+    gateway_port: int
+    mongo_port: int
+    redis_db: int
+    vhost: str
+
+
+ISOLATION = Isolation(GATEWAY_PORT, MONGO_PORT, REDIS_DB, VHOST)
 
 # Variables of a developer's shell that would point the e2e mesh at shared state.
 # The e2e mesh runs on its embedded defaults: no server or model the caller's shell points at.
@@ -102,6 +119,7 @@ class Mesh:
     redis_url: str
     notes: list[str] = field(default_factory=list)
     smtp: RecordingSmtpServer | None = None  # where the mesh's e-mail goes
+    traces: OtlpReceiver | None = None  # where the mesh's spans go
     bin: Path = VENV_BIN
     eventually = staticmethod(eventually)
 
@@ -226,25 +244,27 @@ class Mesh:
 # ------------------------------------------------------------------ start-up
 
 
-def _e2e_amqp_uri(base_uri: str, notes: list[str], ctl: list[str] | None) -> str:
-    """A fresh ``mesh_e2e`` vhost on the same broker, or "/" when rabbitmqctl is unavailable."""
+def _e2e_amqp_uri(
+    base_uri: str, notes: list[str], ctl: list[str] | None, vhost: str = VHOST
+) -> str:
+    """A fresh ``vhost`` on the same broker, or "/" when rabbitmqctl is unavailable."""
     parts = urlsplit(base_uri)
     user = parts.username or "guest"
     if ctl:
         # Deleted first, so that messages a previous run left in its queues never reach this one.
         subprocess.run(
-            [*ctl, "-q", "delete_vhost", VHOST], capture_output=True, timeout=60, check=False
+            [*ctl, "-q", "delete_vhost", vhost], capture_output=True, timeout=60, check=False
         )
         steps = (
-            [*ctl, "-q", "add_vhost", VHOST],
-            [*ctl, "-q", "set_permissions", "-p", VHOST, user, ".*", ".*", ".*"],
+            [*ctl, "-q", "add_vhost", vhost],
+            [*ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
         )
         results = [
             subprocess.run(s, capture_output=True, text=True, timeout=60, check=False)
             for s in steps
         ]
         if all(r.returncode == 0 for r in results):
-            return urlunsplit(parts._replace(path=f"/{VHOST}"))
+            return urlunsplit(parts._replace(path=f"/{vhost}"))
         errors = "; ".join(r.stderr.strip() for r in results if r.returncode)
         notes.append(f"rabbitmqctl failed ({errors}): the e2e mesh uses the default vhost '/'")
     else:
@@ -252,9 +272,9 @@ def _e2e_amqp_uri(base_uri: str, notes: list[str], ctl: list[str] | None) -> str
     return urlunsplit(parts._replace(path="/"))
 
 
-def _e2e_redis_url(base_url: str) -> str:
+def _e2e_redis_url(base_url: str, db: int = REDIS_DB) -> str:
     parts = urlsplit(base_url)
-    return urlunsplit(parts._replace(path=f"/{REDIS_DB}"))
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def _log_tails(var_dir: Path, lines: int = 40) -> str:
@@ -285,16 +305,23 @@ def _wait_gone(pid: int | None, timeout: float) -> bool:
 
 
 def _shutdown(var_dir: Path, env: dict[str, str]) -> None:
-    """supervisorctl shutdown, wait for supervisord to exit; SIGTERM it if it hangs."""
+    """Stop every program at once, then supervisorctl shutdown and wait for supervisord to
+    exit; SIGTERM it if it hangs. (shutdown alone stops one program after another, in order of
+    priority: half a minute and more, which a mesh thrown away has no use for.)"""
     pid = _read_pid(var_dir)
-    done = subprocess.run(
-        [VENV_BIN / "supervisorctl", "-c", CONF, "shutdown"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        timeout=90,
-        check=False,
-    )
+
+    def ctl(command: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [VENV_BIN / "supervisorctl", "-c", CONF, *command.split()],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=90,
+            check=False,
+        )
+
+    ctl("stop all")
+    done = ctl("shutdown")
     if done.returncode != 0:
         return  # no supervisord answers on this socket: nothing of ours to stop
     if not _wait_gone(pid, timeout=120) and pid is not None:
@@ -302,10 +329,13 @@ def _shutdown(var_dir: Path, env: dict[str, str]) -> None:
         _wait_gone(pid, timeout=30)
 
 
-def _shutdown_stale(tmp_root: Path) -> None:
-    """Shut down an e2e mesh a killed earlier run left behind (it would hold our ports)."""
+def _shutdown_stale(tmp_root: Path, current: Path) -> None:
+    """Shut down an e2e mesh a killed earlier run left behind (it would hold our ports); not
+    one of this run's (under ``current``), which may hold other ports."""
     for sock in tmp_root.glob("pytest-*/mesh*/run/supervisor.sock"):
         var_dir = sock.parent.parent
+        if var_dir.is_relative_to(current):
+            continue
         env = {
             **os.environ,
             "MESH_VAR_DIR": str(var_dir),
@@ -334,6 +364,17 @@ def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordingS
 
 
 @pytest.fixture(scope="session")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """The mesh's trace collector: records every span the mesh's processes export."""
+    receiver = OtlpReceiver()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="session")
 def mesh(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -341,12 +382,42 @@ def mesh(
     redis_url: str,
     rabbitmqctl: list[str] | None,
     smtp_server: RecordingSmtpServer,
+    otlp_receiver: OtlpReceiver,
 ) -> Iterator[Mesh]:
     """Start the whole mesh under supervisord in a temp var dir; shut it down afterwards."""
+    with running_mesh(
+        request,
+        tmp_path_factory,
+        amqp_uri,
+        redis_url,
+        rabbitmqctl,
+        smtp_server,
+        ISOLATION,
+        traces=otlp_receiver,
+    ) as m:
+        yield m
+
+
+@contextmanager
+def running_mesh(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    amqp_uri: str,
+    redis_url: str,
+    rabbitmqctl: list[str] | None,
+    smtp_server: RecordingSmtpServer,
+    place: Isolation,
+    extra_env: dict[str, str] | None = None,
+    traces: OtlpReceiver | None = None,
+) -> Iterator[Mesh]:
+    """A mesh at ``place``, its environment the suite's with ``extra_env`` on top (one replica
+    of each program on SQLite unless it says otherwise), its spans exported to ``traces`` if
+    given; shut down when the block ends."""
     notes: list[str] = []
-    if _answers(GATEWAY_PORT) or _answers(MONGO_PORT):
-        _shutdown_stale(tmp_path_factory.getbasetemp().parent)
-    for port in (GATEWAY_PORT, MONGO_PORT):
+    if _answers(place.gateway_port) or _answers(place.mongo_port):
+        current = tmp_path_factory.getbasetemp()
+        _shutdown_stale(current.parent, current)
+    for port in (place.gateway_port, place.mongo_port):
         if _answers(port):
             pytest.fail(f"port {port} is taken: the e2e mesh needs 127.0.0.1:{port} free")
 
@@ -354,8 +425,8 @@ def mesh(
     for sub in ("log", "run", "mongo", "mail"):
         (var_dir / sub).mkdir()
 
-    e2e_amqp = _e2e_amqp_uri(amqp_uri, notes, rabbitmqctl)
-    e2e_redis = _e2e_redis_url(redis_url)
+    e2e_amqp = _e2e_amqp_uri(amqp_uri, notes, rabbitmqctl, place.vhost)
+    e2e_redis = _e2e_redis_url(redis_url, place.redis_db)
     client = redis.Redis.from_url(e2e_redis)
     client.flushdb()
     client.close()
@@ -367,9 +438,11 @@ def mesh(
         MESH_ENV="development",
         MESH_VAR_DIR=str(var_dir),
         MESH_EMBEDDED_MONGO="true",
-        MONGO_EMBEDDED_PORT=str(MONGO_PORT),
+        MONGO_EMBEDDED_PORT=str(place.mongo_port),
+        MESH_REPLICAS="1",
+        MESH_LAYOUT="single",
         GATEWAY_HOST="127.0.0.1",
-        GATEWAY_PORT=str(GATEWAY_PORT),
+        GATEWAY_PORT=str(place.gateway_port),
         AMQP_URI=e2e_amqp,
         REDIS_URL=e2e_redis,
         LOGIN_RATE_IP="1000/minute",
@@ -385,15 +458,23 @@ def mesh(
         EMAIL_RETRY_MAX_MS="1000",
         MESH_FAULTS=FAULTS,
     )
+    if traces is not None:
+        env.update(
+            TRACING_ENABLED="true",
+            OTEL_EXPORTER_OTLP_ENDPOINT=traces.url,
+            OTEL_BSP_SCHEDULE_DELAY="200",  # ms: spans reach ``traces`` soon after they end
+        )
+    env.update(extra_env or {})
     m = Mesh(
-        base_url=f"http://127.0.0.1:{GATEWAY_PORT}",
+        base_url=f"http://127.0.0.1:{place.gateway_port}",
         env=env,
         var_dir=var_dir,
-        mongo_uri=f"mongodb://127.0.0.1:{MONGO_PORT}/",
+        mongo_uri=f"mongodb://127.0.0.1:{place.mongo_port}/",
         mongo_db=env.get("MONGO_DB", "mesh"),
         redis_url=e2e_redis,
         notes=notes,
         smtp=smtp_server,
+        traces=traces,
     )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     for note in notes:

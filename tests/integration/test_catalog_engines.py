@@ -173,3 +173,25 @@ def test_stale_reservations_are_settled_by_their_orders_status(
     # The delivered order keeps its stock for good; the paid one is asked about again later.
     assert marks["order-delivered"] == (True, False) and marks["order-paid"] == (False, True)
     assert stock.stale_refs(sessions, later + timedelta(minutes=1)) == ["order-paid"]
+
+
+def test_replicas_settling_at_once_give_each_reservation_back_once(
+    sessions: sessionmaker, events: OutboxHandle
+) -> None:
+    """settle_reservations runs on a timer in every catalog replica: passes may overlap."""
+    product_id = product_with(sessions, events, 6)
+    statuses: dict[str, Status] = {"gone-1": "cancelled", "gone-2": "cancelled", "kept": "paid"}
+    for ref in (*statuses, "never-stored"):
+        request = ReserveRequest(product_id=product_id, quantity=1, order_ref=ref)
+        stock.reserve_stock(sessions, events, request)
+    events_before = count(sessions, outbox.c.id)
+
+    def states(asked: list[str]) -> list[OrderRefState]:
+        return [OrderRefState(order_ref=r, status=statuses[r]) for r in asked if r in statuses]
+
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    outcomes = at_once(3, lambda _i: stock.settle_stale(sessions, events, states, later))
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert sum(o.released for o in outcomes) == 3
+    assert stock_of(sessions, product_id) == 5  # 6 - 4 reserved + 3 given back, once each
+    assert count(sessions, outbox.c.id) == events_before + 3  # one stock change per release

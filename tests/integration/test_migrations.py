@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,42 @@ def test_migrations_match_the_models(engine_name: str, service: str, tmp_path: P
         differences = compare_metadata(MigrationContext.configure(connection), MODELS[service])
     engine.dispose()
     assert differences == [], f"{service}: models and migrations differ: {differences}"
+
+
+# Each process imports, says so, then waits for the go: the migrations start together.
+RACER = """
+import sys
+from mesh.migrations import upgrade
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade("users", sys.argv[1])
+"""
+
+
+def test_replicas_starting_at_once_take_turns_to_migrate(engine_name: str, tmp_path: Path) -> None:
+    """mesh.migrations.exclusive: without the lock, all but one of the racers fail."""
+    url = fresh_database(engine_name, "mesh_migrations_race", tmp_path)
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, url],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline().strip() == "ready"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    results = [racer.communicate(timeout=120) for racer in racers]
+    assert [r.returncode for r in racers] == [0, 0, 0], [err[-2000:] for _, err in results]
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), MODELS["users"])
+    engine.dispose()
+    assert differences == []

@@ -206,4 +206,6 @@ TEST_CONFIG: dict[str, Any] = {
     "REGISTER_RATE_IP": "1000/minute",
     "API_RATE_IP": "10000/minute",
     "SSE_POLL_SECONDS": 0.01,
+    # No broker behind it: /metrics shows no dead-letter gauge, and never waits for one.
+    "AMQP_URI": "amqp://guest:guest@127.0.0.1:1//",
 }

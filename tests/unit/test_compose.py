@@ -336,8 +336,8 @@ def test_declared_volumes_are_used_and_used_volumes_declared(compose: dict[str, 
 def test_no_host_port_is_published_twice_even_across_both_files() -> None:
     ports = [port for _, port in host_ports(STACK) + host_ports(INFRA)]
     assert len(ports) == len(set(ports)), sorted(ports)
-    # Only HAProxy and the mail catcher publish anything from the stack.
-    assert {name for name, _ in host_ports(STACK)} == {"haproxy", "mailpit"}
+    # Only HAProxy, the mail catcher and Prometheus publish anything from the stack.
+    assert {name for name, _ in host_ports(STACK)} == {"haproxy", "mailpit", "prometheus"}
 
 
 def test_uploads_are_one_volume_for_the_gateway_and_the_workers() -> None:
@@ -418,6 +418,58 @@ def test_haproxy_accepts_its_config() -> None:
         [haproxy, "-c", "-f", str(COMPOSE / "haproxy.cfg")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- Prometheus
+
+PROMETHEUS = load(COMPOSE / "prometheus.yml")
+# Processes that write no metrics of their own (the mirror only copies events).
+UNMEASURED = {"mirror"}
+
+
+def scraped() -> dict[str, set[tuple[str, int]]]:
+    """Each scrape job's (name, port) targets, as Docker's DNS would resolve them."""
+    jobs: dict[str, set[tuple[str, int]]] = {}
+    for job in PROMETHEUS["scrape_configs"]:
+        assert set(job) <= {"job_name", "dns_sd_configs", "relabel_configs"}, job["job_name"]
+        jobs[job["job_name"]] = {
+            (name, int(config["port"]))
+            for config in job["dns_sd_configs"]
+            for name in config["names"]
+        }
+    return jobs
+
+
+def writes_metrics_files(process: str) -> bool:
+    """Nameko services (ServiceMetrics) and the Dramatiq workers (ActorMetrics)."""
+    return PROGRAMS[process][0] in ("nameko", "dramatiq")
+
+
+def test_prometheus_scrapes_every_process_on_the_port_it_serves() -> None:
+    jobs = scraped()
+    gateway_port = int(environment("gateway")["GATEWAY_PORT"])
+    assert jobs.pop("gateway") == {("gateway", gateway_port)}
+    measured = [name for name in MESH_PROCESSES if writes_metrics_files(name)]
+    assert {"users", "notifications", "workers"} <= set(measured)
+    expected = {(name, int(environment(name)["METRICS_PORT"])) for name in measured}
+    assert jobs.pop("mesh") == expected
+    assert jobs == {}
+    for name in measured:
+        assert environment(name)["METRICS_HOST"] == "0.0.0.0"  # reachable from Prometheus
+    covered = {"gateway", *measured, *UNMEASURED}
+    assert sorted(set(MESH_PROCESSES) - covered) == []
+
+
+def test_prometheus_reads_the_scrape_config_of_the_repo() -> None:
+    service = SERVICES["prometheus"]
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in service["volumes"]
+    assert service["image"].startswith("prom/prometheus:")
+
+
+def test_the_unmeasured_processes_really_write_no_metrics() -> None:
+    for process in UNMEASURED:
+        code = "\n".join(path.read_text() for path in process_sources(process))
+        assert "TextfileWriter" not in code and "prometheus_client" not in code
 
 
 # ---------------------------------------------------------------- the image

@@ -477,10 +477,13 @@
     const deadNames = Object.keys(metrics).filter(
       (name) => /dead_letter|dlq/.test(name) && !/_created$/.test(name),
     );
+    let deadQueues = 0;
     for (const metric of deadNames) {
       for (const [labels, value] of metrics[metric]) {
         const name = "dead letters " + (labels.queue || labels.service || metric);
-        depths[name] = (depths[name] || 0) + value;
+        deadQueues += 1;
+        // A queue shows while it holds dead letters, and once more when it is emptied.
+        if (value > 0 || state.depths[name] > 0) depths[name] = (depths[name] || 0) + value;
       }
     }
     const rows = Object.keys(depths)
@@ -495,6 +498,9 @@
         return row;
       });
     if (!deadNames.length) rows.push(queueNote("dead letters", "not in /metrics (see `mesh dlq list`)"));
+    else if (!Object.keys(depths).some((name) => name.startsWith("dead letters "))) {
+      rows.push(queueNote("dead letters", `none in ${deadQueues} queues`));
+    }
     if (!metrics.mesh_outbox_backlog) rows.push(queueNote("outbox", "no relay has reported yet"));
     state.depths = depths;
     $("queue-list").replaceChildren(...rows);

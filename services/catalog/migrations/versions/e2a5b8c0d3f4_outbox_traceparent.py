@@ -1,0 +1,31 @@
+"""outbox traceparent
+
+Revision ID: e2a5b8c0d3f4
+Revises: c3a1f0d2e9b7
+Create Date: 2026-12-01 10:00:00.000000
+
+An outbox row keeps the W3C traceparent of the transaction that stored it (mesh.tracing), so
+that the event's handlers continue that trace after the relay publishes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "e2a5b8c0d3f4"
+down_revision: str | None = "c3a1f0d2e9b7"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("traceparent", sa.String(length=55), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("traceparent")

@@ -1,9 +1,17 @@
-"""RPC from one service to another: typed, and bounded in time.
+"""RPC between services: typed, bounded in time, and without publisher confirms.
 
 nameko's RpcProxy waits for a reply forever, and a call to a service that is down is
 queued, not refused. A worker stuck that way holds its slot, and any stock or state it
 took meanwhile. Every call here gives up after ``RPC_TIMEOUT`` seconds with TimeoutError,
 which callers treat like any failure: compensate, then retry or report 503.
+
+nameko waits for the broker's confirm of every request and every reply. For RPC that buys
+nothing the timeout does not already cover (a lost request or reply is a call that timed
+out), and costs a broker round trip per message, so a service's requests to another
+(:class:`ServiceClient`) and its replies (:data:`rpc`, used by every service instead of
+nameko's: ``mesh.unconfirmed``) are published unconfirmed. Events keep their confirms
+(``mesh.outbox``); so do the gateway's requests, whose confirm tells at once that a service
+was never started.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from mesh.errors import register_remote_errors
 from mesh.settings import Settings, get_settings
 from mesh.typed import client
+from mesh.unconfirmed import MethodProxy, rpc
+
+__all__ = ["BoundedTransport", "ServiceClient", "StandaloneTransport", "rpc", "standalone_client"]
 
 P = TypeVar("P")
 
@@ -30,7 +41,11 @@ class BoundedTransport:
         self._proxy, self._seconds = proxy, seconds
 
     def call(self, service: str, method: str, *args: Any) -> Any:
-        reply = getattr(self._proxy, method).call_async(*args)
+        proxy = self._proxy
+        method_proxy = MethodProxy(
+            proxy.worker_ctx, service, method, proxy.reply_listener, **proxy.options
+        )
+        reply = method_proxy.call_async(*args)
         error = TimeoutError(f"{service}.{method} did not answer within {self._seconds:g} s")
         with eventlet.Timeout(self._seconds, error):
             return reply.result()

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast, get_type_hints
 
-from nameko.rpc import rpc
 from pydantic import TypeAdapter, ValidationError
 
 from contracts.base import field_errors
 from contracts.errors import InvalidInput, MeshError, Unavailable
 from mesh.errors import INFRASTRUCTURE_ERRORS
+from mesh.unconfirmed import rpc
 
 log = logging.getLogger(__name__)
 

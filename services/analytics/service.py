@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-
 from contracts.analytics import (
     EnrollmentsQuery,
     EnrollmentsRow,
@@ -26,6 +24,7 @@ from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered
 from mesh.events import handle_event
 from mesh.providers import CorrelationContext
+from mesh.rpc import rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.sql import Database
 from mesh.typed import expose

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from contracts.assistant import Answer, AskRequest, Conversation, ConversationSummary, HexId
 from contracts.base import Id
 from contracts.content import ContentApi
 from mesh.providers import CorrelationContext, Mongo, Redis
-from mesh.rpc import ServiceClient
+from mesh.rpc import ServiceClient, rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.typed import expose
 from services.assistant import logic, store

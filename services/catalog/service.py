@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from contracts.base import Id, parse_event
@@ -28,7 +27,7 @@ from contracts.orders import OrderRefs, OrderRefState, OrdersApi, OrderStatusCha
 from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
-from mesh.rpc import ServiceClient
+from mesh.rpc import ServiceClient, rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.settings import get_settings
 from mesh.sql import Database

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
-
 from contracts.base import Id
 from contracts.content import IndexBatch, Passage, SearchRequest, Version
 from mesh.providers import CorrelationContext
+from mesh.rpc import rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.typed import expose
 from services.content import search

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from contracts.base import Id, Viewer, parse_event
@@ -27,6 +26,7 @@ from contracts.courses import (
 from mesh.events import handle_event
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext, Redis
+from mesh.rpc import rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.sql import Database
 from mesh.tasks import TaskQueue

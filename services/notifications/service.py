@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-
 from contracts.base import Viewer, parse_event
 from contracts.catalog import CatalogApi, ProductUpdated
 from contracts.courses import CoursePublished, CoursesApi, EnrollmentCreated
@@ -19,7 +17,7 @@ from contracts.orders import OrderCreated, OrderStatusChanged
 from contracts.users import UserRegistered, UsersApi
 from mesh.events import handle_event
 from mesh.providers import CorrelationContext, Mongo
-from mesh.rpc import ServiceClient
+from mesh.rpc import ServiceClient, rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.tasks import TaskQueue
 from mesh.typed import expose

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from contracts.base import Id, Viewer
@@ -21,7 +20,7 @@ from contracts.orders import (
 )
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext
-from mesh.rpc import ServiceClient
+from mesh.rpc import ServiceClient, rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.settings import get_settings
 from mesh.sql import Database

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from eventlet import tpool
-from nameko.rpc import rpc
 
 from contracts.base import Id
 from contracts.users import Credentials, Email, RegisterRequest, UserIds, UserOut
 from mesh.outbox import Outbox
 from mesh.providers import CorrelationContext, Redis
+from mesh.rpc import rpc
 from mesh.service_metrics import ServiceMetrics
 from mesh.sql import Database
 from mesh.typed import expose

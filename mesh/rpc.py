@@ -16,7 +16,7 @@ was never started.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -35,17 +35,14 @@ P = TypeVar("P")
 
 
 class BoundedTransport:
-    """Calls through one worker's nameko proxy, waiting at most ``seconds`` for the reply."""
+    """Calls through one worker's nameko method proxies (``methods(name)``), waiting at most
+    ``seconds`` for the reply."""
 
-    def __init__(self, proxy: Any, seconds: float) -> None:
-        self._proxy, self._seconds = proxy, seconds
+    def __init__(self, methods: Callable[[str], Any], seconds: float) -> None:
+        self._methods, self._seconds = methods, seconds
 
     def call(self, service: str, method: str, *args: Any) -> Any:
-        proxy = self._proxy
-        method_proxy = MethodProxy(
-            proxy.worker_ctx, service, method, proxy.reply_listener, **proxy.options
-        )
-        reply = method_proxy.call_async(*args)
+        reply = self._methods(method).call_async(*args)
         error = TimeoutError(f"{service}.{method} did not answer within {self._seconds:g} s")
         with eventlet.Timeout(self._seconds, error):
             return reply.result()
@@ -65,7 +62,12 @@ class ServiceClient(RpcProxy, Generic[P]):
         self.seconds = get_settings().rpc_timeout
 
     def get_dependency(self, worker_ctx: Any) -> P:
-        transport = BoundedTransport(super().get_dependency(worker_ctx), self.seconds)
+        def method(name: str) -> MethodProxy:
+            return MethodProxy(
+                worker_ctx, self.target_service, name, self.rpc_reply_listener, **self.options
+            )
+
+        transport = BoundedTransport(method, self.seconds)
         return client(self.protocol, self.target_service, transport)
 
 

@@ -24,7 +24,6 @@ from sqlalchemy.orm import sessionmaker
 from contracts.base import Viewer
 from contracts.catalog import CatalogApi, ProductCreate, ProductOut
 from contracts.orders import OrderCreate, OrderOut, OrdersApi, StatusChange
-from contracts.users import UsersApi
 from mesh.outbox import OutboxHandle
 from mesh.sql import make_sessionmaker
 from mesh.typed import client
@@ -33,7 +32,7 @@ from services.catalog.service import CatalogService
 from services.orders import models as orders_models
 from services.orders.service import OrdersService
 from tests.integration.engines import SERVERS, fresh_schema
-from tests.unit.service_fakes import FakeUsers, LocalTransport, wired
+from tests.unit.service_fakes import LocalTransport, wired
 
 ADA = Viewer(user_id=1)
 
@@ -81,8 +80,6 @@ def mesh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Mesh]:
         orders_db = make_sessionmaker(
             f"sqlite:///{tmp_path / 'orders.db'}", orders_models.Base.metadata
         )
-        users = FakeUsers()
-        users.add()
         to_orders = LocalTransport()  # the orders service is added below
         catalog_service = wired(
             CatalogService,
@@ -98,7 +95,6 @@ def mesh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Mesh]:
             db=orders_db,
             events=OutboxHandle(orders_models.outbox, on_commit=lambda _s: None),
             catalog=catalog,
-            users=client(UsersApi, "users", LocalTransport(users=users)),
         )
         to_orders.services["orders"] = orders_service
         orders = client(OrdersApi, "orders", to_orders)

@@ -25,16 +25,12 @@ class Method:
         return self.reply
 
 
-class Proxy:
-    def __init__(self, reply: object) -> None:
-        self.get_user = Method(reply)
-
-
 def test_a_reply_that_does_not_come_in_time_is_a_timeout() -> None:
-    transport = BoundedTransport(Proxy(SlowReply()), 0.05)
+    transport = BoundedTransport(lambda name: Method(SlowReply()), 0.05)
     with pytest.raises(TimeoutError, match=r"users\.get_user did not answer within 0\.05 s"):
         transport.call("users", "get_user", 7)
 
 
 def test_a_reply_in_time_is_returned() -> None:
-    assert BoundedTransport(Proxy(QuickReply()), 1.0).call("users", "get_user", 7) == "on time"
+    transport = BoundedTransport(lambda name: Method(QuickReply()), 1.0)
+    assert transport.call("users", "get_user", 7) == "on time"

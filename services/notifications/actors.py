@@ -87,8 +87,11 @@ def claim_lease(db: Database, doc_id: Any) -> bool:
     """Take the sending lease of one notification's e-mail; False if another holds it."""
     now = datetime.now(UTC)
     free = {"$or": [{"emailLease": None}, {"emailLease": {"$lt": now}}]}
+    # The conditions under an explicit $and, beside the _id: the same query for MongoDB, but
+    # the embedded server scans the whole collection for a field condition next to an $or
+    # (10 ms at 4,000 notifications, growing), and looks the _id up for this form (0.7 ms).
     claimed = db[COLLECTION].update_one(
-        {"_id": doc_id, "emailSent": {"$ne": True}, **free},
+        {"_id": doc_id, "$and": [{"emailSent": {"$ne": True}}, free]},
         {"$set": {"emailLease": now + EMAIL_LEASE}},
     )
     return claimed.modified_count == 1

@@ -8,14 +8,15 @@ from weakref import WeakKeyDictionary
 
 import redis
 from nameko.extensions import DependencyProvider
-from nameko.messaging import Consumer
-from nameko.rpc import Rpc
 from pymongo.database import Database
 
 from mesh import tracing
 from mesh.clients import make_mongo, make_redis
 from mesh.context import CORRELATION_KEY, new_correlation_id, set_correlation_id
+from mesh.service_metrics import entrypoint_kind
 from mesh.settings import get_settings
+
+SPAN_KINDS: dict[str, tracing.Kind] = {"rpc": "server", "event": "consumer"}
 
 
 class CorrelationContext(DependencyProvider):
@@ -46,11 +47,7 @@ def _open_span(worker_ctx: Any, correlation_id: str) -> tracing.Scope | None:
     """The worker's span, a child of the caller's; it goes on in the worker's context data,
     which nameko sends with every RPC call and event the worker makes."""
     entrypoint = worker_ctx.entrypoint
-    kind: tracing.Kind = "internal"  # a timer
-    if isinstance(entrypoint, Rpc):
-        kind = "server"
-    elif isinstance(entrypoint, Consumer):  # an event handler
-        kind = "consumer"
+    kind = SPAN_KINDS.get(entrypoint_kind(entrypoint), "internal")  # internal: a timer
     scope = tracing.open_span(
         f"{worker_ctx.service_name}.{entrypoint.method_name}",
         kind,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
+from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.rpc import ServiceProxy
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -36,6 +37,7 @@ from gateway.bulkhead import Bulkheads, NoAnswer
 from mesh import tracing
 from mesh.context import CORRELATION_KEY, get_correlation_id
 from mesh.errors import register_remote_errors
+from mesh.rpc import standalone_config
 
 if TYPE_CHECKING:
     from mesh.settings import Settings
@@ -79,7 +81,11 @@ class _Member:
         """The callable for ``service.method``, sharing this proxy's reply queue and context."""
         runner = self.runner
         proxy = ServiceProxy(
-            runner._worker_ctx, service, runner._reply_listener, expiration=timeout
+            runner._worker_ctx,
+            service,
+            runner._reply_listener,
+            expiration=timeout,
+            delivery_mode=NON_PERSISTENT,  # mesh.rpc: why RPC messages are transient
         )
         return getattr(proxy, method)
 
@@ -111,7 +117,7 @@ class RpcPool(RpcClient):
         max_idle: float = 120.0,
         bulkheads: Bulkheads | None = None,
     ) -> None:
-        self._config = {"AMQP_URI": amqp_uri, "serializer": "json"}
+        self._config = standalone_config(amqp_uri)
         self._timeout = timeout
         self._max_idle = max_idle
         self._slots = threading.BoundedSemaphore(size)

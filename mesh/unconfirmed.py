@@ -1,5 +1,5 @@
-"""nameko's RPC request and reply, published without waiting for the broker's confirm
-(why: ``mesh.rpc``)."""
+"""nameko's RPC request and reply, published transient and without waiting for the broker's
+confirm (why: ``mesh.rpc``)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ from nameko.constants import (
     AMQP_URI_CONFIG_KEY,
     DEFAULT_SERIALIZER,
     LOGIN_METHOD_CONFIG_KEY,
+    NON_PERSISTENT,
     SERIALIZER_CONFIG_KEY,
 )
 from nameko.rpc import get_rpc_exchange
 
 
 class UnconfirmedPublisher(Publisher):
-    """Publishes without waiting for the broker's confirm, and so without ``mandatory``
-    (an unroutable message can only be told by its confirm)."""
+    """Publishes transient messages without waiting for the broker's confirm, and so without
+    ``mandatory`` (an unroutable message can only be told by its confirm)."""
 
     use_confirms = False
+    delivery_mode = NON_PERSISTENT
 
     def publish(self, payload: Any, **kwargs: Any) -> None:
         kwargs["mandatory"] = False

@@ -132,6 +132,42 @@ def test_an_order_reserves_stock_and_a_cancel_gives_it_back(
     )
 
 
+def test_rpc_messages_are_transient_and_events_persistent(settings: Settings, rpc: RpcPool) -> None:
+    """RabbitMQ writes every persistent message to disk: RPC requests and replies are
+    transient (a lost one is a timeout either way: ``mesh.rpc``); events stay persistent."""
+    tap = Queue("it-rpc-tap", Exchange("nameko-rpc", type="topic"), routing_key="#")
+    with Connection(settings.amqp_uri) as connection:
+        tap(connection.channel()).declare()
+    catalog = client(CatalogApi, "catalog", rpc)
+    lamp = catalog.create_product(ProductCreate(name="Lamp", price_cents=1250, stock=3))
+    client(OrdersApi, "orders", rpc).create_order(7, OrderCreate(product_id=lamp.id, quantity=1))
+
+    def modes(queue: Queue, count: int) -> list[tuple[str, int]]:
+        """(routing key, delivery mode) of ``count`` messages off ``queue``."""
+        taken: list[tuple[str, int]] = []
+
+        def take() -> bool:
+            with Connection(settings.amqp_uri) as connection:
+                bound = queue(connection.channel())
+                while (message := bound.get(no_ack=True)) is not None:
+                    mode = message.properties["delivery_mode"]
+                    taken.append((message.delivery_info["routing_key"], mode))
+            return len(taken) >= count
+
+        wait_for(take, 20, f"{count} messages on {queue.name}")
+        return taken
+
+    # the client's create_product and create_order, orders' reserve_stock, and their replies
+    rpc_messages = modes(tap, 6)
+    requests = {key for key, _ in rpc_messages if key.count(".") == 1}
+    assert requests == {"catalog.create_product", "orders.create_order", "catalog.reserve_stock"}
+    assert {mode for _, mode in rpc_messages} == {1}
+    # product created, its stock changed, order created
+    assert {mode for _, mode in modes(events_queue(), 3)} == {2}
+    with Connection(settings.amqp_uri) as connection:
+        tap(connection.channel()).delete()
+
+
 def test_a_cancel_event_releases_the_stock_even_without_the_rpc(
     settings: Settings, rpc: RpcPool
 ) -> None:

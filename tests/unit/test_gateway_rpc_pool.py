@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import RpcTimeout, UnknownService
 
 from contracts.errors import NotFound, Unavailable
@@ -96,7 +97,8 @@ def test_the_pool_connects_lazily_and_reuses_one_proxy():
     pool.call("users", "ping")
     assert len(FakeProxyRunner.instances) == 1
     runner = FakeProxyRunner.instances[0]
-    assert runner.config == {"AMQP_URI": "amqp://broker/", "serializer": "json"}
+    # amqp:// is spelled pyamqp://: kombu then skips its librabbitmq import probe
+    assert runner.config == {"AMQP_URI": "pyamqp://broker/", "serializer": "json"}
     assert runner.seen[0][3] == 3.0
 
 
@@ -174,13 +176,17 @@ def test_a_disconnected_idle_proxy_is_replaced():
     assert FakeProxyRunner.instances[0].stopped
 
 
-def test_the_timeout_bounds_the_reply_wait_and_the_request_life():
+def test_the_timeout_bounds_the_reply_wait_and_the_request_life_and_requests_are_transient():
     pool = RpcPool("amqp://broker/", timeout=5.0)
     pool.call_with_timeout(0.5, "users", "ping")
     pool.call("users", "ping")
     seen = FakeProxyRunner.instances[0].seen
     assert [s[3] for s in seen] == [0.5, 5.0]
-    assert [s[4] for s in seen] == [{"expiration": 0.5}, {"expiration": 5.0}]
+    transient = {"delivery_mode": NON_PERSISTENT}
+    assert [s[4] for s in seen] == [
+        {"expiration": 0.5, **transient},
+        {"expiration": 5.0, **transient},
+    ]
 
 
 def test_threads_share_at_most_size_proxies():

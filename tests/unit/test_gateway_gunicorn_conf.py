@@ -1,0 +1,33 @@
+"""The gateway's gunicorn settings: one socket per worker, and never a port shared with
+another gateway."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+from types import ModuleType
+
+import pytest
+
+
+@pytest.fixture
+def gunicorn_conf(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    # Importing the settings file sets this variable for the gateway's workers; here it must
+    # not outlive the test and turn other tests' metrics multiprocess.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent")
+    return importlib.import_module("gateway.gunicorn_conf")
+
+
+def test_each_worker_listens_on_its_own_socket(gunicorn_conf: ModuleType) -> None:
+    assert gunicorn_conf.reuse_port is True
+
+
+def test_a_port_something_listens_on_is_refused_and_a_free_one_taken(
+    gunicorn_conf: ModuleType,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0), reuse_port=True) as taken:
+        port = taken.getsockname()[1]
+        # even by a listener that allows sharing: a second gateway must not get half of it
+        with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1:{port}"):
+            gunicorn_conf._refuse_a_taken_port("127.0.0.1", port)
+    gunicorn_conf._refuse_a_taken_port("127.0.0.1", port)

@@ -48,7 +48,7 @@ PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orde
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
 .PHONY: help venv install lock run stop restart status ctl shell admin logs lint format typecheck \
-        test e2e bench bench-cpu bench-rpc bench-pipeline bench-assistant clean distclean dirs faults soak
+        test e2e bench bench-cpu bench-rpc bench-gateway bench-pipeline bench-assistant clean distclean dirs faults soak
 
 help:
 	@echo "make run        start the mesh (supervisord) and wait until it is ready"
@@ -230,6 +230,10 @@ bench-cpu: install
 # RabbitMQ's CPU per RPC call with persistent requests against transient ones.
 bench-rpc: install
 	$(PY) -m tests.bench.rpc_delivery
+
+# The gateway's CPU per request in process: /health and a cached order read.
+bench-gateway: install
+	$(PY) -m tests.bench.gateway_cpu
 
 # Publishes a generated 100-page course and compares the pipeline with a raw model.encode.
 bench-pipeline: install

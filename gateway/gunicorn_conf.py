@@ -40,7 +40,8 @@ def _refuse_a_taken_port(host: str, port: int) -> None:
     """With ``reuse_port`` a second gateway would share the port with the first and get half
     its connections: a trial bind without SO_REUSEPORT fails while anything listens there."""
     try:
-        socket.create_server((host, port)).close()
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
     except OSError as exc:
         raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 

@@ -63,19 +63,24 @@ def rpc(settings: Settings, tmp_path: Path) -> Iterator[RpcPool]:
         log.close()
 
 
-def published(amqp_uri: str, count: int) -> list[dict[str, Any]]:
-    """Take ``count`` events off our queue, waiting for the outbox relays."""
-    taken: list[dict[str, Any]] = []
+def take(amqp_uri: str, queue: Queue, count: int) -> list[Any]:
+    """At least ``count`` messages off ``queue`` (kombu's, acked), waiting for them."""
+    taken: list[Any] = []
 
-    def take() -> bool:
+    def more() -> bool:
         with Connection(amqp_uri) as connection:
-            queue = events_queue()(connection.channel())
-            while (message := queue.get(no_ack=True)) is not None:
-                taken.append(message.payload)
+            bound = queue(connection.channel())
+            while (message := bound.get(no_ack=True)) is not None:
+                taken.append(message)
         return len(taken) >= count
 
-    wait_for(take, 20, f"{count} events")
+    wait_for(more, 20, f"{count} messages on {queue.name}")
     return taken
+
+
+def published(amqp_uri: str, count: int) -> list[dict[str, Any]]:
+    """Take ``count`` events off our queue, waiting for the outbox relays."""
+    return [message.payload for message in take(amqp_uri, events_queue(), count)]
 
 
 def test_an_order_reserves_stock_and_a_cancel_gives_it_back(
@@ -138,34 +143,23 @@ def test_rpc_messages_are_transient_and_events_persistent(settings: Settings, rp
     tap = Queue("it-rpc-tap", Exchange("nameko-rpc", type="topic"), routing_key="#")
     with Connection(settings.amqp_uri) as connection:
         tap(connection.channel()).declare()
-    catalog = client(CatalogApi, "catalog", rpc)
-    lamp = catalog.create_product(ProductCreate(name="Lamp", price_cents=1250, stock=3))
-    client(OrdersApi, "orders", rpc).create_order(7, OrderCreate(product_id=lamp.id, quantity=1))
-
-    def modes(queue: Queue, count: int) -> list[tuple[str, int]]:
-        """(routing key, delivery mode) of ``count`` messages off ``queue``."""
-        taken: list[tuple[str, int]] = []
-
-        def take() -> bool:
-            with Connection(settings.amqp_uri) as connection:
-                bound = queue(connection.channel())
-                while (message := bound.get(no_ack=True)) is not None:
-                    mode = message.properties["delivery_mode"]
-                    taken.append((message.delivery_info["routing_key"], mode))
-            return len(taken) >= count
-
-        wait_for(take, 20, f"{count} messages on {queue.name}")
-        return taken
-
-    # the client's create_product and create_order, orders' reserve_stock, and their replies
-    rpc_messages = modes(tap, 6)
-    requests = {key for key, _ in rpc_messages if key.count(".") == 1}
+    try:
+        catalog = client(CatalogApi, "catalog", rpc)
+        lamp = catalog.create_product(ProductCreate(name="Lamp", price_cents=1250, stock=3))
+        orders = client(OrdersApi, "orders", rpc)
+        orders.create_order(7, OrderCreate(product_id=lamp.id, quantity=1))
+        # the client's create_product and create_order, orders' reserve_stock, their replies
+        rpc_messages = take(settings.amqp_uri, tap, 6)
+    finally:
+        with Connection(settings.amqp_uri) as connection:
+            tap(connection.channel()).delete()
+    keys = {message.delivery_info["routing_key"] for message in rpc_messages}
+    requests = {key for key in keys if key.count(".") == 1}
     assert requests == {"catalog.create_product", "orders.create_order", "catalog.reserve_stock"}
-    assert {mode for _, mode in rpc_messages} == {1}
+    assert {message.properties["delivery_mode"] for message in rpc_messages} == {1}
     # product created, its stock changed, order created
-    assert {mode for _, mode in modes(events_queue(), 3)} == {2}
-    with Connection(settings.amqp_uri) as connection:
-        tap(connection.channel()).delete()
+    events = take(settings.amqp_uri, events_queue(), 3)
+    assert {message.properties["delivery_mode"] for message in events} == {2}
 
 
 def test_a_cancel_event_releases_the_stock_even_without_the_rpc(

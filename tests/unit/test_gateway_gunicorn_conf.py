@@ -31,3 +31,11 @@ def test_a_port_something_listens_on_is_refused_and_a_free_one_taken(
         with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1:{port}"):
             gunicorn_conf._refuse_a_taken_port("127.0.0.1", port)
     gunicorn_conf._refuse_a_taken_port("127.0.0.1", port)
+
+
+def test_an_ipv6_address_is_checked_in_its_own_family(gunicorn_conf: ModuleType) -> None:
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"cannot listen on ::1:{port}"):
+            gunicorn_conf._refuse_a_taken_port("::1", port)
+    gunicorn_conf._refuse_a_taken_port("::1", port)

@@ -263,6 +263,19 @@ def test_health_and_metrics_are_outside_the_api_budget(make_app):
         assert client.get("/metrics").status_code == 200
 
 
+def test_an_unreachable_limit_store_is_a_503_and_health_still_answers(make_app):
+    # Nothing listens on port 1: the API budget cannot be counted, so the API refuses
+    # (fail closed) with the one 503; /health is outside the budget.
+    client = make_app(
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5},
+    ).test_client()
+    response = client.get("/api/products")
+    assert_error(response, 503, "unavailable")
+    assert "Retry-After" in response.headers
+    assert client.get("/health").status_code == 200
+
+
 def test_auth_routes_keep_their_stricter_limits_inside_the_budget(make_app):
     client = make_app(API_RATE_IP="100/minute", LOGIN_RATE_IP="2/minute").test_client()
     for n in range(2):

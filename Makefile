@@ -48,7 +48,7 @@ PROGRAMS := $(if $(filter true,$(MESH_EMBEDDED_MONGO)),mongo) users catalog orde
 GATEWAY_URL := http://$(GATEWAY_HOST):$(GATEWAY_PORT)
 
 .PHONY: help venv install lock run stop restart status ctl shell admin logs lint format typecheck \
-        test e2e bench bench-cpu bench-rpc bench-gateway bench-pipeline bench-assistant clean distclean dirs faults soak
+        test e2e bench bench-cpu bench-rpc bench-gateway bench-sql bench-floor bench-pipeline bench-assistant clean distclean dirs faults soak
 
 help:
 	@echo "make run        start the mesh (supervisord) and wait until it is ready"
@@ -234,6 +234,14 @@ bench-rpc: install
 # The gateway's CPU per request in process: /health and a cached order read.
 bench-gateway: install
 	$(PY) -m tests.bench.gateway_cpu
+
+# The CPU of an order's database work on SQLite, in process (no mesh needed).
+bench-sql: install
+	$(PY) -m tests.bench.sql_paths
+
+# What one RPC call and one event delivery cost the framework, with no work in the service.
+bench-floor: install
+	$(PY) -m tests.bench.framework_floor
 
 # Publishes a generated 100-page course and compares the pipeline with a raw model.encode.
 bench-pipeline: install

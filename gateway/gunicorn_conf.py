@@ -10,6 +10,8 @@ import shutil
 import socket
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 from mesh.settings import get_settings
 
 _settings = get_settings()
@@ -46,6 +48,15 @@ def _refuse_a_taken_port(host: str, port: int) -> None:
         raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
+class AppWritesAccessLines(Logger):
+    """gunicorn's logger without its access lines: the app writes one JSON line a request
+    (logger ``gateway.access``). With ``logconfig_dict`` set, gunicorn would build each
+    request's access record and then drop it (4 % of a cached read's CPU in the worker)."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
@@ -72,6 +83,7 @@ graceful_timeout = 10
 keepalive = 5
 # The app logs one JSON access line per request (logger "gateway.access").
 accesslog = None
+logger_class = AppWritesAccessLines
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 control_socket_disable = True

@@ -12,6 +12,7 @@ that visible (metrics, a rate-limited log line). Published rows are pruned after
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     insert,
@@ -41,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Insert, Select, Update
 
 from contracts.base import Event
 from mesh import topology, tracing
@@ -91,16 +94,49 @@ def outbox_table(metadata: MetaData) -> Table:
 def add_event(session: Session, table: Table, event: Event) -> None:
     """Store ``event`` in the caller's transaction; it is published only if that commits."""
     session.execute(
-        insert(table).values(
-            event_id=str(event.event_id),
-            event_type=event.type,
-            source=event.source,
-            payload=json.dumps(event.to_wire()),
-            correlation_id=get_correlation_id(),
-            traceparent=tracing.traceparent(),
-            created_at=datetime.now(UTC),
-            attempts=0,
-        )
+        _insert(table),
+        {
+            "event_id": str(event.event_id),
+            "event_type": event.type,
+            "source": event.source,
+            "payload": json.dumps(event.to_wire()),
+            "correlation_id": get_correlation_id(),
+            "traceparent": tracing.traceparent(),
+            "created_at": datetime.now(UTC),
+            "attempts": 0,
+        },
+    )
+
+
+# The statements of every order's path are built once per table, their values bound at each
+# execution: building a statement and computing its cache key cost SQLAlchemy more than
+# running it on SQLite (about a third of each insert and update here).
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
+@functools.cache
+def _pending(table: Table, limit: int) -> Select[Any]:
+    """Unpublished rows, oldest first, claimed where the engine has row locks."""
+    return (
+        select(table)
+        .where(table.c.published_at.is_(None))
+        .order_by(table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+@functools.cache
+def _mark_published(table: Table) -> Update:
+    """Run with one set of values per published row (executemany)."""
+    return (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(published_at=bindparam("at"), attempts=bindparam("tries"))
     )
 
 
@@ -123,13 +159,7 @@ def publish_pending(
     """
     with sessions() as session, session.begin():
         row_locks = session.get_bind().dialect.name != "sqlite"
-        rows = session.execute(
-            select(table)
-            .where(table.c.published_at.is_(None))
-            .order_by(table.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        rows = session.execute(_pending(table, limit)).all()
         if row_locks:
             return _publish_and_mark(session, table, rows, publish, on_failure)
     with sessions() as session, session.begin():
@@ -156,18 +186,17 @@ def _publish_and_mark(
             break
         published.append(row)
     now = datetime.now(UTC)
-    for row in published:
-        _mark(session, table, row.id, published_at=now, attempts=row.attempts + 1)
+    if published:
+        marks = [{"row_id": row.id, "at": now, "tries": row.attempts + 1} for row in published]
+        session.execute(_mark_published(table), marks)
     if failure is not None:
         failed, error = failure
-        _mark(
-            session, table, failed.id, attempts=failed.attempts + 1, last_error=repr(error)[:2000]
+        session.execute(
+            update(table)
+            .where(table.c.id == failed.id)
+            .values(attempts=failed.attempts + 1, last_error=repr(error)[:2000])
         )
     return len(published)
-
-
-def _mark(session: Session, table: Table, row_id: int, **values: Any) -> None:
-    session.execute(update(table).where(table.c.id == row_id).values(**values))
 
 
 def prune_published(sessions: sessionmaker, table: Table, before: datetime, batch: int) -> int:

@@ -44,9 +44,17 @@ def make_sessionmaker(url: str, metadata: MetaData | None = None) -> sessionmake
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def affected(session: Session, statement: Executable) -> int:
+def inserted_id(session: Session, statement: Executable, values: dict[str, Any]) -> int:
+    """Run a one-row INSERT in the session; the primary key the database gave the row."""
+    key = cast(CursorResult[Any], session.execute(statement, values)).inserted_primary_key
+    if key is None:  # an INSERT of one row always has one; this is for the type checker
+        raise RuntimeError("the INSERT reported no primary key")
+    return int(key[0])
+
+
+def affected(session: Session, statement: Executable, params: dict[str, Any] | None = None) -> int:
     """Run an UPDATE or DELETE in the session; the number of rows it matched."""
-    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
+    return int(cast(CursorResult[Any], session.execute(statement, params)).rowcount)
 
 
 class Database(DependencyProvider):

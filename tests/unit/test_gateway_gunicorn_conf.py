@@ -39,3 +39,19 @@ def test_an_ipv6_address_is_checked_in_its_own_family(gunicorn_conf: ModuleType)
         with pytest.raises(SystemExit, match=f"cannot listen on ::1:{port}"):
             gunicorn_conf._refuse_a_taken_port("::1", port)
     gunicorn_conf._refuse_a_taken_port("::1", port)
+
+
+def test_gunicorn_builds_no_access_record_of_its_own(gunicorn_conf: ModuleType) -> None:
+    """The app writes the access line; gunicorn's logger must not even format one."""
+    from gunicorn.config import Config
+
+    config = Config()
+    config.set("logconfig_dict", gunicorn_conf.logconfig_dict)
+    config.set("logger_class", gunicorn_conf.logger_class)
+    logger = config.logger_class(config)
+
+    class Unreadable:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"gunicorn read the response's {name}")
+
+    logger.access(Unreadable(), Unreadable(), {}, None)

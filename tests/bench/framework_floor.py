@@ -60,7 +60,7 @@ class Cost:
         return self.service + self.rabbitmq + self.caller
 
 
-Rows = dict[str, "Cost"]
+Rows = dict[str, Cost]
 
 
 def measured(count: int, pids: dict[str, int], work: Callable[[], None]) -> Cost:
@@ -73,7 +73,7 @@ def measured(count: int, pids: dict[str, int], work: Callable[[], None]) -> Cost
     return Cost(used["service"], used["rabbitmq"], caller * 1000 / count, wall * 1000 / count)
 
 
-def rpc_cost(proxy: Any, method: Callable[[], Any], count: int, pids: dict[str, int]) -> Cost:
+def rpc_cost(method: Callable[[], Any], count: int, pids: dict[str, int]) -> Cost:
     for _ in range(100):  # warm up
         method()
 
@@ -150,7 +150,7 @@ def get_order_cost(settings: Settings, proxy: Any, count: int, pids: dict[str, i
     body = {"product_id": product_id, "quantity": 1}
     order = Client(settings.gateway_url, headers).call("POST", "/api/orders", 201, body)
     viewer = {"user_id": user_id, "is_admin": False}
-    return rpc_cost(proxy, lambda: proxy.orders.get_order(order["id"], viewer), count, pids)
+    return rpc_cost(lambda: proxy.orders.get_order(order["id"], viewer), count, pids)
 
 
 def print_row(label: str, cost: Cost) -> None:
@@ -164,8 +164,8 @@ def print_row(label: str, cost: Cost) -> None:
 def measure(settings: Settings, proxy: Any, n: int, pids: dict[str, int], orders: int) -> Rows:
     """Every row, in the order printed."""
     return {
-        "RPC call, mesh (mesh.rpc.rpc)": rpc_cost(proxy, proxy.bench_floor.noop, n, pids),
-        "RPC call, bare nameko": rpc_cost(proxy, proxy.bench_floor_bare.noop, n, pids),
+        "RPC call, mesh (mesh.rpc.rpc)": rpc_cost(proxy.bench_floor.noop, n, pids),
+        "RPC call, bare nameko": rpc_cost(proxy.bench_floor_bare.noop, n, pids),
         "event, mesh (reliable handler)": event_cost(settings, proxy, floor.MESH_EVENT, n, pids),
         "event, bare nameko handler": event_cost(settings, proxy, floor.BARE_EVENT, n, pids),
         "orders.get_order (make bench's floor)": get_order_cost(
